@@ -1,0 +1,24 @@
+"""Shared fixtures. Every test runs with a clean environment: no VEDETTE_* and no proxies."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("VEDETTE_") or name.upper() in PROXY_VARS:
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def forget_registered_secrets() -> None:
+    """Secrets registered for redaction by one test must not leak into the next."""
+    from daemon import logs
+
+    logs._registered_secrets.clear()

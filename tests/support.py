@@ -1,0 +1,133 @@
+"""Test helpers: real loopback servers, feed builders, and waiting on conditions (never sleep)."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+
+def wait_until(predicate: Callable[[], object], *, timeout_s: float = 10.0, what: str = "") -> None:
+    """Poll `predicate` until it is truthy or the deadline passes (then fail the test)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        threading.Event().wait(0.02)  # a short, bounded pause between checks
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what or predicate}")
+
+
+@dataclass
+class Item:
+    title: str
+    link: str = ""
+    description: str = ""
+    guid: str | None = None
+    published: datetime | None = None
+
+
+def rss(items: Sequence[Item], *, title: str = "Test feed") -> str:
+    parts = []
+    for item in items:
+        guid = f"<guid>{escape(item.guid)}</guid>" if item.guid else ""
+        date = f"<pubDate>{format_datetime(item.published)}</pubDate>" if item.published else ""
+        parts.append(
+            f"<item><title>{escape(item.title)}</title><link>{escape(item.link)}</link>"
+            f"<description>{escape(item.description)}</description>{guid}{date}</item>"
+        )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>'
+        f"<title>{escape(title)}</title><link>http://127.0.0.1/</link><description>t</description>"
+        + "".join(parts)
+        + "</channel></rss>"
+    )
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver on 127.0.0.1 that records JSON bodies; `status` makes it fail."""
+
+    url: str = ""
+    status: int = 200
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def received(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.bodies)
+
+
+@contextmanager
+def webhook_receiver() -> Iterator[Receiver]:
+    receiver = Receiver()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            if receiver.status == 200:
+                with receiver.lock:
+                    receiver.bodies.append(json.loads(body or b"{}"))
+            self.send_response(receiver.status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    receiver.url = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+BAKHMUT_WATCHLIST = """\
+title: Bakhmut
+terms:
+  places:
+    Bakhmut: [Artemivsk, Бахмут]
+    Soledar: [Соледар]
+  units:
+    Wagner Group: [Wagner, ЧВК Вагнер]
+match: places or units
+exclude: [Richard Wagner, opera]
+"""
+
+
+def write_config(
+    folder: Path,
+    *,
+    feeds: Sequence[tuple[str, str]] = (),
+    extra: str = "",
+    watchlists: dict[str, str] | None = None,
+) -> Path:
+    """A config file with its own database and watchlist folder under `folder`."""
+    lists = folder / "watchlists"
+    lists.mkdir(exist_ok=True)
+    for name, text in (
+        watchlists if watchlists is not None else {"bakhmut": BAKHMUT_WATCHLIST}
+    ).items():
+        (lists / f"{name}.yaml").write_text(text, encoding="utf-8")
+    feed_lines = "".join(f"  - {{name: {n}, url: '{u}', tags: [test]}}\n" for n, u in feeds)
+    config = folder / "vedette.yaml"
+    config.write_text(
+        "database: data/vedette.db\nwatchlists: watchlists\nalert_backlog: all\nhttp: null\n"
+        + extra
+        + ("feeds:\n" + feed_lines if feeds else ""),
+        encoding="utf-8",
+    )
+    return config
