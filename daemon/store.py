@@ -1,0 +1,483 @@
+"""The SQLite database: schema and migrations, feeds and their state, articles with full-text
+search, matches, the alert outbox and the delivery log. The only module importing sqlite-utils.
+
+The database runs in WAL mode so `vedette search` can read while the daemon writes. Writers group
+their work with `transaction()`: one per feed poll, so articles, matches and the alerts they raise
+land together or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from daemon.errors import StoreError
+from daemon.models import Alert, Article, Clock, Feed, FeedState, Match, StoredArticle, utc_now
+from daemon.storeschema import MIGRATIONS
+
+BUSY_TIMEOUT_S = 30.0
+
+
+def to_iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def from_iso(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRow:
+    """A feed with its state and article count, for `feeds list`."""
+
+    feed: Feed
+    state: FeedState
+    source: str
+    article_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    article: StoredArticle
+    snippet: str
+
+
+class Store:
+    """One SQLite file. Methods say what they do to which table."""
+
+    def __init__(self, db: Database, clock: Clock = utc_now) -> None:
+        self.db = db
+        self.clock = clock
+
+    @classmethod
+    def open(cls, path: Path, clock: Clock = utc_now) -> Store:
+        """Open (creating if needed) and migrate the database. Raises StoreError."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            db = Database(conn)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            store = cls(db, clock)
+            store.migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"{path}: cannot open database ({exc}); if the file is corrupt, move it aside "
+                "and restore a backup (see README, Backups)"
+            ) from exc
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot create database folder ({exc.strerror})") from exc
+        return store
+
+    def close(self) -> None:
+        self.db.close()
+
+    def check_writable(self) -> None:
+        """Raise StoreError unless a write transaction can start now (for /healthz)."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+
+    def transaction(self) -> AbstractContextManager[Database]:
+        return self.db.atomic()
+
+    def migrate(self) -> int:
+        """Apply pending schema migrations in order; returns the schema version."""
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (version INTEGER PRIMARY KEY, applied TEXT)"
+        )
+        done = {row[0] for row in self.db.execute("SELECT version FROM schema_migrations")}
+        for version, migration in enumerate(MIGRATIONS, start=1):
+            if version in done:
+                continue
+            with self.transaction():
+                migration(self.db)
+                self.db.table("schema_migrations").insert(
+                    {"version": version, "applied": to_iso(self.clock())}
+                )
+        return len(MIGRATIONS)
+
+    # --- feeds -------------------------------------------------------------------------------
+
+    def sync_feeds(self, feeds: Sequence[Feed], *, source: str = "config") -> None:
+        """Make the `source` feeds exactly `feeds`: add new ones, update settings, deactivate
+        the rest. A URL moved by a permanent redirect is kept unless the configured URL changed."""
+        now = to_iso(self.clock())
+        with self.transaction():
+            existing = {r["name"]: r for r in self.db["feeds"].rows_where("source = ?", [source])}
+            for feed in feeds:
+                values = _feed_settings(feed) | {"source": source, "active": 1}
+                rows = list(self.db["feeds"].rows_where("name = ?", [feed.name]))
+                if not rows:
+                    self.db.table("feeds").insert(values | {"url": feed.url, "added": now})
+                    continue
+                if rows[0]["config_url"] != feed.url:
+                    values |= {"url": feed.url}
+                self.db.table("feeds").update(rows[0]["id"], values)
+            for name, row in existing.items():
+                if name not in {f.name for f in feeds}:
+                    self.db.table("feeds").update(row["id"], {"active": 0})
+
+    def add_feed(self, feed: Feed) -> None:
+        """Add a feed from the command line. Raises StoreError when name or URL is taken."""
+        taken = self.db.execute(
+            "SELECT name FROM feeds WHERE (name = ? OR url = ?) AND active = 1",
+            [feed.name, feed.url],
+        ).fetchone()
+        if taken:
+            raise StoreError(f"a feed named or at that URL already exists: {taken[0]}")
+        with self.transaction():
+            self.db.execute("DELETE FROM feeds WHERE name = ? AND active = 0", [feed.name])
+            self.db.table("feeds").insert(
+                _feed_settings(feed)
+                | {"url": feed.url, "source": "cli", "active": 1, "added": to_iso(self.clock())}
+            )
+
+    def active_feeds(self) -> list[Feed]:
+        return [_row_to_feed(r) for r in self.db["feeds"].rows_where("active = 1", order_by="id")]
+
+    def feed_state(self, name: str) -> FeedState:
+        rows = list(self.db["feeds"].rows_where("name = ?", [name]))
+        if not rows:
+            raise StoreError(f"no feed named {name!r}; `vedette feeds list` shows them")
+        return _row_to_state(rows[0])
+
+    def feed_rows(self) -> list[FeedRow]:
+        counts = dict(
+            self.db.execute("SELECT feed, count(*) FROM articles GROUP BY feed").fetchall()
+        )
+        return [
+            FeedRow(_row_to_feed(r), _row_to_state(r), r["source"], counts.get(r["name"], 0))
+            for r in self.db["feeds"].rows_where("active = 1", order_by="name")
+        ]
+
+    def record_success(
+        self,
+        name: str,
+        *,
+        url: str,
+        etag: str | None,
+        last_modified: str | None,
+        next_poll: datetime,
+        title: str | None = None,
+        warning: str | None = None,
+    ) -> None:
+        """A poll that worked (200 or 304): validators kept, error state cleared."""
+        values: dict[str, Any] = {
+            "url": url,
+            "etag": etag,
+            "last_modified": last_modified,
+            "status": "ok",
+            "last_error": warning,
+            "error_count": 0,
+            "first_failed": None,
+            "last_polled": to_iso(self.clock()),
+            "next_poll": to_iso(next_poll),
+        }
+        if title:
+            values["title"] = title
+        self._update_feed(name, values)
+
+    def record_failure(self, name: str, *, error: str, next_poll: datetime) -> FeedState:
+        """A poll that failed: count it, keep the first failure time, schedule the retry."""
+        state = self.feed_state(name)
+        now = self.clock()
+        self._update_feed(
+            name,
+            {
+                "status": "failing",
+                "last_error": error[:1000],
+                "error_count": state.error_count + 1,
+                "first_failed": to_iso(state.first_failed or now),
+                "last_polled": to_iso(now),
+                "next_poll": to_iso(next_poll),
+            },
+        )
+        return self.feed_state(name)
+
+    def set_failing_alerted(self, name: str, alerted: bool) -> bool:
+        """Flip the "feed failing" alert flag; True when it changed (so one alert per outage)."""
+        cursor = self.db.execute(
+            "UPDATE feeds SET failing_alerted = ? WHERE name = ? AND failing_alerted != ?",
+            [int(alerted), name, int(alerted)],
+        )
+        return cursor.rowcount > 0
+
+    def _update_feed(self, name: str, values: Mapping[str, Any]) -> None:
+        sets = ", ".join(f"{key} = ?" for key in values)
+        self.db.execute(f"UPDATE feeds SET {sets} WHERE name = ?", [*values.values(), name])
+
+    # --- articles ----------------------------------------------------------------------------
+
+    def upsert_articles(
+        self, feed: str, articles: Sequence[Article], *, fetched: datetime
+    ) -> list[tuple[StoredArticle, bool]]:
+        """Insert new entries and update edited ones in place; unchanged ones are skipped.
+        Returns the changed articles with `True` for new, `False` for updated."""
+        known: dict[str, tuple[int, str]] = {}
+        ids = [a.entry_id for a in articles]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row_id, entry_id, digest in self.db.execute(
+                f"SELECT id, entry_id, hash FROM articles WHERE feed = ? AND entry_id IN ({marks})",
+                [feed, *chunk],
+            ):
+                known[entry_id] = (row_id, digest)
+        changed: list[tuple[StoredArticle, bool]] = []
+        fetched_iso = to_iso(fetched)
+        for article in articles:
+            row = _article_row(feed, article)
+            previous = known.get(article.entry_id)
+            if previous is None:
+                row_id = self.db.table("articles").insert(row | {"fetched": fetched_iso}).last_rowid
+                assert row_id is not None
+                changed.append((StoredArticle(row_id, feed, article, fetched), True))
+            elif previous[1] != article.content_hash:
+                self.db.table("articles").update(previous[0], row | {"updated": fetched_iso})
+                changed.append((StoredArticle(previous[0], feed, article, fetched), False))
+        return changed
+
+    def has_articles(self, feed: str) -> bool:
+        return (
+            self.db.execute("SELECT 1 FROM articles WHERE feed = ? LIMIT 1", [feed]).fetchone()
+            is not None
+        )
+
+    def article(self, article_id: int) -> StoredArticle | None:
+        rows = list(self.db["articles"].rows_where("id = ?", [article_id]))
+        return _row_to_article(rows[0]) if rows else None
+
+    def article_by_url(self, url: str) -> StoredArticle | None:
+        rows = list(self.db["articles"].rows_where("url = ?", [url], order_by="id", limit=1))
+        return _row_to_article(rows[0]) if rows else None
+
+    def iter_articles(self, *, since: datetime | None = None) -> Iterator[StoredArticle]:
+        where, args = ("published >= ?", [to_iso(since)]) if since else (None, [])
+        for row in self.db["articles"].rows_where(where, args, order_by="published, id"):
+            yield _row_to_article(row)
+
+    def search(
+        self, query: str, *, since: datetime | None = None, feed: str | None = None, limit: int = 50
+    ) -> list[SearchHit]:
+        """Full-text search (FTS5 syntax; falls back to quoting when the syntax is invalid)."""
+        clauses, args = [], {}
+        if since:
+            clauses.append("published >= :since")
+            args["since"] = to_iso(since)
+        if feed:
+            clauses.append("feed = :feed")
+            args["feed"] = feed
+        where = " AND ".join(clauses) or None
+        table = self.db.table("articles")
+        try:
+            rows = list(table.search(query, where=where, where_args=args, limit=limit))
+        except sqlite3.OperationalError:
+            rows = list(table.search(query, where=where, where_args=args, limit=limit, quote=True))
+        return [SearchHit(_row_to_article(r), _snippet(r)) for r in rows]
+
+    # --- matches and the alert outbox --------------------------------------------------------
+
+    def add_match(self, article_id: int, match: Match) -> None:
+        self.db.table("matches").upsert(
+            {
+                "article_id": article_id,
+                "watchlist": match.watchlist,
+                "terms": json.dumps(list(match.terms), ensure_ascii=False),
+                "hits": json.dumps(
+                    [{"field": h.field, "text": h.text, "term": h.term} for h in match.hits],
+                    ensure_ascii=False,
+                ),
+                "created": to_iso(self.clock()),
+            },
+            pk=("article_id", "watchlist"),
+        )
+
+    def enqueue_alert(
+        self,
+        *,
+        watchlist: str,
+        article_id: int,
+        story_key: str,
+        tags: Sequence[str],
+        payload: Mapping[str, Any],
+        expires: datetime,
+    ) -> int | None:
+        """Add an alert to the outbox unless this (watchlist, story) already has one."""
+        now = to_iso(self.clock())
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO alerts (watchlist, article_id, story_key, tags, payload,"
+            " status, attempts, created, next_attempt, expires)"
+            " VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?)",
+            [
+                watchlist,
+                article_id,
+                story_key,
+                json.dumps(list(tags)),
+                json.dumps(payload, ensure_ascii=False),
+                now,
+                now,
+                to_iso(expires),
+            ],
+        )
+        return cursor.lastrowid if cursor.rowcount else None
+
+    def due_alerts(self, *, limit: int = 100) -> list[Alert]:
+        rows = self.db["alerts"].rows_where(
+            "status = 'queued' AND next_attempt <= ?",
+            [to_iso(self.clock())],
+            order_by="id",
+            limit=limit,
+        )
+        return [_row_to_alert(r) for r in rows]
+
+    def list_alerts(self, *, status: str | None = None, limit: int = 1000) -> list[Alert]:
+        where, args = ("status = ?", [status]) if status else (None, [])
+        rows = self.db["alerts"].rows_where(where, args, order_by="id desc", limit=limit)
+        return [_row_to_alert(r) for r in rows]
+
+    def record_delivery(self, alert_id: int, *, channel: str, ok: bool, error: str | None) -> None:
+        self.db.table("deliveries").insert(
+            {
+                "alert_id": alert_id,
+                "channel": channel,
+                "status": "ok" if ok else "failed",
+                "error": error,
+                "time": to_iso(self.clock()),
+            }
+        )
+
+    def mark_sent(self, alert_id: int) -> None:
+        now = to_iso(self.clock())
+        self.db.execute(
+            "UPDATE alerts SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
+            " last_error = NULL WHERE id = ?",
+            [now, alert_id],
+        )
+
+    def mark_failed(self, alert_id: int, *, error: str, next_attempt: datetime | None) -> None:
+        """A failed attempt: retry at `next_attempt`, or give up (dead) when it is None."""
+        status, when = ("queued", to_iso(next_attempt)) if next_attempt else ("dead", None)
+        self.db.execute(
+            "UPDATE alerts SET status = ?, attempts = attempts + 1, last_error = ?,"
+            " next_attempt = COALESCE(?, next_attempt) WHERE id = ?",
+            [status, error[:1000], when, alert_id],
+        )
+
+    def retry_alerts(self, ids: Sequence[int] = ()) -> int:
+        """Make the given alerts (or every unsent one) due now; dead ones get a new lease."""
+        now = self.clock()
+        where = "status != 'sent'" + (f" AND id IN ({','.join('?' * len(ids))})" if ids else "")
+        cursor = self.db.execute(
+            f"UPDATE alerts SET status = 'queued', next_attempt = ?,"
+            f" expires = MAX(expires, ?) WHERE {where}",
+            [to_iso(now), to_iso(now), *ids],
+        )
+        return cursor.rowcount
+
+    def deliveries(self, alert_id: int) -> list[dict[str, Any]]:
+        return list(self.db["deliveries"].rows_where("alert_id = ?", [alert_id], order_by="id"))
+
+
+def _feed_settings(feed: Feed) -> dict[str, Any]:
+    return {
+        "name": feed.name,
+        "config_url": feed.url,
+        "tags": json.dumps(list(feed.tags)),
+        "interval_s": feed.interval_s,
+        "jitter_s": feed.jitter_s,
+        "timeout_s": feed.timeout_s,
+        "max_bytes": feed.max_bytes,
+    }
+
+
+def _row_to_feed(row: Mapping[str, Any]) -> Feed:
+    return Feed(
+        name=row["name"],
+        url=row["url"],
+        tags=tuple(json.loads(row["tags"] or "[]")),
+        interval_s=row["interval_s"],
+        jitter_s=row["jitter_s"],
+        timeout_s=row["timeout_s"],
+        max_bytes=row["max_bytes"],
+    )
+
+
+def _row_to_state(row: Mapping[str, Any]) -> FeedState:
+    return FeedState(
+        name=row["name"],
+        url=row["url"],
+        etag=row["etag"],
+        last_modified=row["last_modified"],
+        status=row["status"],
+        last_error=row["last_error"],
+        error_count=row["error_count"],
+        first_failed=from_iso(row["first_failed"]),
+        next_poll=from_iso(row["next_poll"]),
+        last_polled=from_iso(row["last_polled"]),
+    )
+
+
+def _article_row(feed: str, article: Article) -> dict[str, Any]:
+    return {
+        "feed": feed,
+        "entry_id": article.entry_id,
+        "url": article.url,
+        "title": article.title,
+        "summary": article.summary,
+        "content": article.content,
+        "author": article.author,
+        "published": to_iso(article.published),
+        "hash": article.content_hash,
+    }
+
+
+def _row_to_article(row: Mapping[str, Any]) -> StoredArticle:
+    article = Article(
+        entry_id=row["entry_id"],
+        url=row["url"],
+        title=row["title"],
+        summary=row["summary"],
+        content=row["content"],
+        author=row["author"],
+        published=datetime.fromisoformat(row["published"]),
+        content_hash=row["hash"],
+    )
+    return StoredArticle(row["id"], row["feed"], article, datetime.fromisoformat(row["fetched"]))
+
+
+def _row_to_alert(row: Mapping[str, Any]) -> Alert:
+    return Alert(
+        id=row["id"],
+        watchlist=row["watchlist"],
+        article_id=row["article_id"],
+        story_key=row["story_key"],
+        tags=tuple(json.loads(row["tags"])),
+        payload=json.loads(row["payload"]),
+        status=row["status"],
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+        created=datetime.fromisoformat(row["created"]),
+        next_attempt=datetime.fromisoformat(row["next_attempt"]),
+        expires=datetime.fromisoformat(row["expires"]),
+        sent_at=from_iso(row["sent_at"]),
+    )
+
+
+def _snippet(row: Mapping[str, Any]) -> str:
+    text = row.get("summary") or row.get("content") or ""
+    return " ".join(str(text).split())[:200]

@@ -1,0 +1,107 @@
+"""Versioned schema migrations. Append a function; never edit one that has shipped."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Migration = Callable[[Any], None]  # receives the sqlite_utils.Database
+
+
+def _create_tables(db: Any) -> None:
+    db["feeds"].create(
+        {
+            "id": int,
+            "name": str,
+            "url": str,
+            "config_url": str,
+            "tags": str,
+            "interval_s": float,
+            "jitter_s": float,
+            "timeout_s": float,
+            "max_bytes": int,
+            "source": str,
+            "active": int,
+            "title": str,
+            "etag": str,
+            "last_modified": str,
+            "status": str,
+            "last_error": str,
+            "error_count": int,
+            "first_failed": str,
+            "failing_alerted": int,
+            "next_poll": str,
+            "last_polled": str,
+            "added": str,
+        },
+        pk="id",
+        not_null={"name", "url"},
+        defaults={"status": "new", "error_count": 0, "active": 1, "failing_alerted": 0},
+    )
+    db["feeds"].create_index(["name"], unique=True)
+    db["articles"].create(
+        {
+            "id": int,
+            "feed": str,
+            "entry_id": str,
+            "url": str,
+            "title": str,
+            "summary": str,
+            "content": str,
+            "author": str,
+            "published": str,
+            "fetched": str,
+            "updated": str,
+            "hash": str,
+        },
+        pk="id",
+        not_null={"feed", "entry_id"},
+    )
+    db["articles"].create_index(["feed", "entry_id"], unique=True)
+    db["articles"].create_index(["url"])
+    db["articles"].create_index(["published"])
+    db["articles"].enable_fts(
+        ["title", "summary", "content"],
+        fts_version="FTS5",
+        create_triggers=True,
+        tokenize="unicode61 remove_diacritics 2",
+    )
+    db["matches"].create(
+        {
+            "article_id": int,
+            "watchlist": str,
+            "terms": str,
+            "hits": str,
+            "created": str,
+        },
+        pk=("article_id", "watchlist"),
+    )
+    db["alerts"].create(
+        {
+            "id": int,
+            "watchlist": str,
+            "article_id": int,
+            "story_key": str,
+            "tags": str,
+            "payload": str,
+            "status": str,
+            "attempts": int,
+            "last_error": str,
+            "created": str,
+            "next_attempt": str,
+            "expires": str,
+            "sent_at": str,
+        },
+        pk="id",
+    )
+    db["alerts"].create_index(["watchlist", "story_key"], unique=True)
+    db["alerts"].create_index(["status", "next_attempt"])
+    db["deliveries"].create(
+        {"id": int, "alert_id": int, "channel": str, "status": str, "error": str, "time": str},
+        pk="id",
+        foreign_keys=[("alert_id", "alerts", "id")],
+    )
+    db["deliveries"].create_index(["alert_id"])
+
+
+MIGRATIONS: list[Migration] = [_create_tables]

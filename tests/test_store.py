@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from daemon.errors import StoreError
+from daemon.models import Article, Feed, Hit, Match
+from daemon.store import Store
+
+NOW = datetime(2023, 1, 10, 12, 0, tzinfo=UTC)
+
+
+def article(entry_id: str, title: str = "Bakhmut holds", body: str = "text") -> Article:
+    return Article(
+        entry_id=entry_id,
+        url=f"https://news.example/{entry_id}",
+        title=title,
+        summary=body,
+        content="",
+        author="",
+        published=NOW,
+        content_hash=f"{title}|{body}",
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    opened = Store.open(tmp_path / "db" / "vedette.db", clock=lambda: NOW)
+    opened.sync_feeds([Feed("wire", "https://wire.example/rss", tags=("en",))])
+    return opened
+
+
+def test_open_creates_wal_database_and_records_migrations(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "new" / "v.db")
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.migrate() == 1
+    versions = [r[0] for r in store.db.execute("SELECT version FROM schema_migrations")]
+    assert versions == [1]
+    assert {"feeds", "articles", "articles_fts", "matches", "alerts", "deliveries"} <= set(
+        store.db.table_names()
+    )
+    store.close()
+    # Reopening does not re-run migrations.
+    assert Store.open(tmp_path / "new" / "v.db").migrate() == 1
+
+
+def test_corrupt_file_gives_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "broken.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match=r"cannot open database.*restore a backup"):
+        Store.open(path)
+
+
+def test_repoll_never_duplicates_and_edits_update_in_place(store: Store) -> None:
+    first = store.upsert_articles("wire", [article("a"), article("b")], fetched=NOW)
+    assert [(s.article.entry_id, new) for s, new in first] == [("a", True), ("b", True)]
+    assert store.upsert_articles("wire", [article("a"), article("b")], fetched=NOW) == []
+    edited = store.upsert_articles("wire", [article("a", body="corrected")], fetched=NOW)
+    assert [(s.id, new) for s, new in edited] == [(first[0][0].id, False)]
+    assert store.db.execute("SELECT count(*) FROM articles").fetchone()[0] == 2
+    assert store.article(first[0][0].id).article.summary == "corrected"  # type: ignore[union-attr]
+
+
+def test_transaction_rolls_back_everything(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.transaction():
+        store.upsert_articles("wire", [article("a")], fetched=NOW)
+        raise RuntimeError("crash mid-poll")
+    assert not store.has_articles("wire")
+
+
+def test_full_text_search(store: Store) -> None:
+    store.upsert_articles(
+        "wire",
+        [article("a", "Fighting in Bakhmut"), article("b", "Бої за Бахмут", "Соледар")],
+        fetched=NOW,
+    )
+    assert [h.article.article.entry_id for h in store.search("Bakhmut")] == ["a"]
+    assert [h.article.article.entry_id for h in store.search("Соледар")] == ["b"]
+    assert store.search('unbalanced "quote') == []  # invalid FTS syntax falls back to quoting
+    assert store.search("Bakhmut", feed="other") == []
+
+
+def test_feed_state_success_failure_and_redirect(store: Store) -> None:
+    state = store.record_failure("wire", error="HTTP 503", next_poll=NOW + timedelta(minutes=20))
+    assert (state.status, state.error_count, state.first_failed) == ("failing", 1, NOW)
+    assert store.record_failure("wire", error="HTTP 503", next_poll=NOW).error_count == 2
+    store.record_success(
+        "wire", url="https://moved.example/rss", etag='"e1"', last_modified=None, next_poll=NOW
+    )
+    state = store.feed_state("wire")
+    assert (state.status, state.error_count, state.url, state.etag) == (
+        "ok",
+        0,
+        "https://moved.example/rss",
+        '"e1"',
+    )
+    # The configured URL did not change, so a re-sync keeps the redirected one.
+    store.sync_feeds([Feed("wire", "https://wire.example/rss")])
+    assert store.feed_state("wire").url == "https://moved.example/rss"
+    store.sync_feeds([Feed("wire", "https://new.example/rss")])
+    assert store.feed_state("wire").url == "https://new.example/rss"
+
+
+def test_sync_deactivates_removed_config_feeds_but_keeps_cli_feeds(store: Store) -> None:
+    store.add_feed(Feed("manual", "https://manual.example/rss"))
+    with pytest.raises(StoreError, match="already exists"):
+        store.add_feed(Feed("manual", "https://other.example/rss"))
+    store.sync_feeds([])
+    assert [f.name for f in store.active_feeds()] == ["manual"]
+
+
+def test_outbox_is_unique_per_watchlist_and_story(store: Store) -> None:
+    ((stored, _),) = store.upsert_articles("wire", [article("a")], fetched=NOW)
+    hit = Hit("title", 0, 7, "Bakhmut", "Bakhmut", "places")
+    store.add_match(stored.id, Match("bakhmut", ("Bakhmut",), (hit,)))
+    kwargs = {
+        "article_id": stored.id,
+        "story_key": "url:x",
+        "tags": ["a"],
+        "payload": {"title": "t"},
+    }
+    first = store.enqueue_alert(watchlist="bakhmut", expires=NOW + timedelta(days=1), **kwargs)
+    again = store.enqueue_alert(watchlist="bakhmut", expires=NOW + timedelta(days=1), **kwargs)
+    other = store.enqueue_alert(watchlist="other", expires=NOW + timedelta(days=1), **kwargs)
+    assert first is not None and again is None and other is not None
+    assert [a.id for a in store.due_alerts()] == [first, other]
+    store.mark_failed(first, error="down", next_attempt=NOW + timedelta(minutes=1))
+    assert [a.id for a in store.due_alerts()] == [other]
+    store.mark_failed(other, error="gone", next_attempt=None)
+    assert [a.status for a in store.list_alerts()] == ["dead", "queued"]
+    assert store.retry_alerts() == 2
+    store.mark_sent(first)
+    assert store.list_alerts(status="sent")[0].attempts == 2
+
+
+def test_concurrent_reader_while_writing(store: Store, tmp_path: Path) -> None:
+    reader = sqlite3.connect(tmp_path / "db" / "vedette.db")
+    with store.transaction():
+        store.upsert_articles("wire", [article("a")], fetched=NOW)
+        assert reader.execute("SELECT count(*) FROM articles").fetchone()[0] == 0
+    assert reader.execute("SELECT count(*) FROM articles").fetchone()[0] == 1
+    reader.close()
