@@ -1,0 +1,481 @@
+"""Compiles watchlists into one matcher and matches article fields against it. Pure.
+
+All literal terms of all watchlists (with their transliterations and inflected stems, see
+`translit.expand_term`) go into ONE Aho-Corasick automaton searched over the skeleton of each
+field (`text.fold`), so the cost per article barely depends on the number of terms. `/regex/`
+terms are few and run separately on the `normalize`d text (wrapped in word boundaries, and
+rejected at compile time when a repeated group repeats again, the classic catastrophic
+backtracking shape). Match rules are parsed by a small recursive-descent parser (no eval).
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import ahocorasick
+
+from daemon import text, translit
+from daemon.errors import ConfigError
+from daemon.models import Hit, Match, Watchlist
+
+EXCLUDE = "exclude"  # Hit.group of exclude hits
+MAX_REGEX_CHARS = 500
+_WORD_TAIL_RE = re.compile("[a-z0-9\x01\xe0-\xff]*")
+_ORIGINAL_WORD_RE = re.compile(r"\w+(?:['’ʼ]\w+)*")
+_TOKEN_RE = re.compile(r"\s*(?:(\()|(\))|(near/\d+)\b|([A-Za-z0-9_][A-Za-z0-9_-]*)|(\S))", re.I)
+
+# --- the rule language ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Node:
+    op: str  # group | not | and | or | near
+    args: tuple[_Node, ...] = ()
+    name: str = ""
+    distance: int = 0
+
+
+class RuleSyntaxError(ValueError):
+    """A match rule could not be parsed; the message says where."""
+
+
+def parse_rule(rule: str) -> _Node:
+    """Parse `a and (b or not c)`, `not a near/5 b`; binding: near, then not, and, or."""
+    tokens: list[tuple[str, str, int]] = []
+    for m in _TOKEN_RE.finditer(rule):
+        kind = ("(", ")", "near", "name", "bad")[m.lastindex - 1 if m.lastindex else 4]
+        value = m.group(m.lastindex or 5)
+        if kind == "name" and value.lower() in ("and", "or", "not"):
+            kind = value.lower()
+        tokens.append((kind, value, m.start(m.lastindex or 5) + 1))
+    pos = 0
+
+    def peek() -> str:
+        return tokens[pos][0] if pos < len(tokens) else "end"
+
+    def fail(expected: str) -> RuleSyntaxError:
+        got = f"{tokens[pos][1]!r} at column {tokens[pos][2]}" if pos < len(tokens) else "the end"
+        return RuleSyntaxError(f"expected {expected} but found {got}")
+
+    def take(kind: str) -> tuple[str, str, int]:
+        nonlocal pos
+        if peek() != kind:
+            raise fail({"name": "a group name", ")": "')'"}.get(kind, kind))
+        pos += 1
+        return tokens[pos - 1]
+
+    def parse_binary(op: str, sub: Callable[[], _Node]) -> _Node:
+        nonlocal pos
+        node = sub()
+        while peek() == op:
+            pos += 1
+            node = _Node(op, (node, sub()))
+        return node
+
+    def parse_or() -> _Node:
+        return parse_binary("or", parse_and)
+
+    def parse_and() -> _Node:
+        return parse_binary("and", parse_not)
+
+    def parse_not() -> _Node:
+        nonlocal pos
+        if peek() == "not":
+            pos += 1
+            return _Node("not", (parse_not(),))
+        return parse_near()
+
+    def parse_near() -> _Node:
+        node = parse_atom()
+        while peek() == "near":
+            distance = int(take("near")[1].split("/")[1])
+            right = parse_atom()
+            if node.op != "group" or right.op != "group":
+                raise RuleSyntaxError("near/N joins two group names, e.g. 'places near/5 units'")
+            node = _Node("near", (node, right), distance=distance)
+        return node
+
+    def parse_atom() -> _Node:
+        nonlocal pos
+        if peek() == "(":
+            pos += 1
+            node = parse_or()
+            take(")")
+            return node
+        return _Node("group", name=take("name")[1])
+
+    node = parse_or()
+    if pos != len(tokens):
+        raise fail("'and', 'or' or the end")
+    return node
+
+
+def _group_names(node: _Node) -> list[str]:
+    return [node.name] if node.op == "group" else [n for a in node.args for n in _group_names(a)]
+
+
+class _Facts:
+    """What the rule is evaluated against: the hits of one watchlist, by group."""
+
+    def __init__(self, hits: Sequence[Hit], fields: Mapping[str, str]) -> None:
+        self.by_group: dict[str, list[Hit]] = {}
+        for hit in hits:
+            self.by_group.setdefault(hit.group, []).append(hit)
+        self._fields = fields
+        self._word_starts: dict[str, list[int]] = {}
+
+    def _words(self, hit: Hit) -> tuple[int, int]:
+        starts = self._word_starts.get(hit.field)
+        if starts is None:
+            original = self._fields.get(hit.field, "")
+            starts = [m.start() for m in _ORIGINAL_WORD_RE.finditer(original)]
+            self._word_starts[hit.field] = starts
+        return bisect_right(starts, hit.start) - 1, bisect_right(starts, hit.end - 1) - 1
+
+    def near(self, a: str, b: str, distance: int) -> bool:
+        for x in self.by_group.get(a, ()):
+            for y in self.by_group.get(b, ()):
+                if x.field == y.field:
+                    (x0, x1), (y0, y1) = self._words(x), self._words(y)
+                    if max(y0 - x1, x0 - y1) <= distance:
+                        return True
+        return False
+
+
+def evaluate(node: _Node, facts: _Facts) -> bool:
+    if node.op == "group":
+        return node.name in facts.by_group
+    if node.op == "not":
+        return not evaluate(node.args[0], facts)
+    if node.op == "near":
+        return facts.near(node.args[0].name, node.args[1].name, node.distance)
+    results = (evaluate(a, facts) for a in node.args)
+    return all(results) if node.op == "and" else any(results)
+
+
+def trace(node: _Node, facts: _Facts, parent: str = "or") -> str:
+    """The rule with each group's value: `places=true and (units=false or keywords=true)`."""
+    if node.op == "group":
+        return f"{node.name}={str(node.name in facts.by_group).lower()}"
+    if node.op == "near":
+        value = str(evaluate(node, facts)).lower()
+        return f"({node.args[0].name} near/{node.distance} {node.args[1].name})={value}"
+    if node.op == "not":
+        return "not " + trace(node.args[0], facts, "not")
+    inner = f" {node.op} ".join(trace(a, facts, node.op) for a in node.args)
+    return (
+        f"({inner})" if (parent in ("and", "not") and node.op == "or") or parent == "not" else inner
+    )
+
+
+# --- compiling ------------------------------------------------------------------------------
+
+
+def _nested_quantifier(pattern: str) -> str | None:
+    """The first `(...)+`-style group that repeats a repetition (exponential backtracking)."""
+    repeats, opens = [False], [0]
+    i, in_class = 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+            i += 2 if pattern[i + 1 : i + 2] == "]" or pattern[i + 1 : i + 3] == "^]" else 0
+        elif c == "(":
+            repeats.append(False)
+            opens.append(i)
+        elif c == ")" and len(repeats) > 1:
+            inner, start = repeats.pop(), opens.pop()
+            quantified = pattern[i + 1 : i + 2] in ("*", "+", "{")
+            if inner and quantified:
+                return pattern[start : i + 2]
+            repeats[-1] = repeats[-1] or inner or quantified
+        elif c in "*+" or (c == "{" and re.match(r"\{\d*,?\d*\}", pattern[i:])):
+            repeats[-1] = True
+        i += 1
+    return None
+
+
+def _compile_regex(body: str) -> re.Pattern[str]:
+    if len(body) > MAX_REGEX_CHARS:
+        raise ValueError(f"is longer than {MAX_REGEX_CHARS} characters; split it into terms")
+    try:
+        compiled = re.compile(body)
+    except re.error as exc:
+        raise ValueError(
+            f"is not a valid regular expression: {exc}. Fix the pattern (Python re syntax) "
+            "or remove the slashes to match it as plain text"
+        ) from exc
+    nested = _nested_quantifier(body)
+    if nested:
+        raise ValueError(
+            f"repeats a repeated group {nested!r}, which can take exponential time on some "
+            "texts; rewrite it without nesting + or * (e.g. '(ab)+' rather than '(a+b)+')"
+        )
+    return compiled
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    watchlist: int
+    group: str
+    canonical: str
+    endings: frozenset[str] | None  # None: prefix term, any continuation
+    punctuation: frozenset[int]  # what may stand between the words of a phrase
+
+
+@dataclass(frozen=True, slots=True)
+class _RegexTerm:
+    watchlist: int
+    group: str
+    canonical: str
+    pattern: re.Pattern[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why a watchlist did or did not match an article (for `vedette explain`)."""
+
+    watchlist: str
+    matched: bool
+    hits: tuple[Hit, ...]
+    excluded_by: tuple[Hit, ...]
+    rule: str
+    rule_trace: str
+    reason: str
+    scoped_out: bool
+
+
+def compile_watchlists(watchlists: Sequence[Watchlist]) -> Matcher:
+    """Build one Matcher for all watchlists.
+
+    Raises ConfigError(key=...) naming the watchlist and key at fault; the loader adds file/line.
+    """
+    keys: dict[str, dict[_Entry, None]] = {}
+    regexes: list[_RegexTerm] = []
+    rules: list[_Node] = []
+    for index, wl in enumerate(watchlists):
+        rules.append(_compile_rule(wl))
+        sections = [(f"terms.{g}", g, specs) for g, specs in wl.groups.items()]
+        for key, group, specs in [*sections, ("exclude", EXCLUDE, wl.exclude)]:
+            for spec in specs:
+                for pattern in spec.patterns:
+                    where = f"watchlist '{wl.name}': term {pattern!r}"
+                    if len(pattern) > 2 and pattern.startswith("/") and pattern.endswith("/"):
+                        try:
+                            compiled = _compile_regex(pattern[1:-1])
+                        except ValueError as exc:
+                            raise ConfigError(f"{where} {exc}", key=key) from exc
+                        regexes.append(_RegexTerm(index, group, spec.canonical, compiled))
+                        continue
+                    if "*" in pattern.rstrip("*") or pattern.endswith("**"):
+                        raise ConfigError(
+                            f"{where}: '*' may only end a term (a word prefix, e.g. 'Bakhmut*'); "
+                            "use /regex/ for anything else",
+                            key=key,
+                        )
+                    expanded = translit.expand_term(pattern)
+                    if not expanded:
+                        raise ConfigError(f"{where} has no letters or digits; remove it", key=key)
+                    marks = text.punctuation(pattern.rstrip("*"))
+                    for skel, endings in expanded:
+                        entry = _Entry(index, group, spec.canonical, endings, marks)
+                        keys.setdefault(skel, {})[entry] = None
+    return Matcher(tuple(watchlists), tuple(rules), keys, tuple(regexes))
+
+
+def _compile_rule(wl: Watchlist) -> _Node:
+    groups = list(wl.groups)
+    if wl.rule is None:
+        if not groups:
+            return _Node("or")
+        node = _Node("group", name=groups[0])
+        for name in groups[1:]:
+            node = _Node("or", (node, _Node("group", name=name)))
+        return node
+    try:
+        node = parse_rule(wl.rule)
+    except RuleSyntaxError as exc:
+        raise ConfigError(
+            f"watchlist '{wl.name}': cannot parse match rule {wl.rule!r}: {exc}. Join group "
+            "names with and / or / not / ( ) / near/N, e.g. 'places and (units or keywords)'",
+            key="match",
+        ) from exc
+    unknown = [n for n in _group_names(node) if n not in wl.groups]
+    if unknown:
+        valid = ", ".join(groups) or "(none: add groups under terms)"
+        raise ConfigError(
+            f"watchlist '{wl.name}': match rule names unknown group {unknown[0]!r}; the groups "
+            f"under terms are: {valid}. Fix the name in match or add the group under terms",
+            key="match",
+        )
+    return node
+
+
+class Matcher:
+    """Compiled watchlists: `match` an article's fields, or `explain` one list's decision."""
+
+    def __init__(
+        self,
+        watchlists: tuple[Watchlist, ...],
+        rules: tuple[_Node, ...],
+        keys: Mapping[str, Mapping[_Entry, None]],
+        regexes: tuple[_RegexTerm, ...],
+    ) -> None:
+        self.watchlists = watchlists
+        self._rules = rules
+        self._regexes = regexes
+        self._scoped = any(wl.feeds for wl in watchlists)
+        self._wanting: dict[str, frozenset[int]] = {}
+        for index, wl in enumerate(watchlists):
+            for field in wl.fields:
+                self._wanting[field] = self._wanting.get(field, frozenset()) | {index}
+        self._field_order = {field: n for n, field in enumerate(self._wanting)}
+        self._payloads: list[tuple[int, bool, tuple[_Entry, ...]]] = []
+        self._automaton = ahocorasick.Automaton()
+        for skel, entries in keys.items():
+            self._automaton.add_word(skel, len(self._payloads))
+            self._payloads.append((len(skel), " " in skel[1:], tuple(entries)))
+        if self._payloads:
+            self._automaton.make_automaton()
+
+    def _in_scope(self, wl: Watchlist, feed_name: str, feed_tags: Sequence[str]) -> bool:
+        return not wl.feeds or feed_name in wl.feeds or any(t in wl.feeds for t in feed_tags)
+
+    def _field_hits(
+        self, field: str, original: str, wanted: frozenset[int]
+    ) -> list[tuple[int, Hit]]:
+        """(watchlist index, hit) for every term of the wanted lists found in one field."""
+        found: dict[tuple[int, Hit], None] = {}
+        if self._payloads:
+            folded = text.fold(original)
+            skel = folded.skeleton
+            for end, index in self._automaton.iter(skel):
+                length, phrase, entries = self._payloads[index]
+                start = end + 2 - length  # after the key's leading space
+                tail = _WORD_TAIL_RE.match(skel, end + 1)
+                rest = tail.group() if tail else ""
+                stop = end + 1 + len(rest)
+                marks = folded.punctuation(start, stop) if phrase else b""
+                for entry in entries:
+                    if entry.watchlist not in wanted:
+                        continue
+                    if entry.endings is not None and rest not in entry.endings:
+                        continue
+                    if marks and not entry.punctuation.issuperset(marks):
+                        continue
+                    a, b = folded.span(start, stop)
+                    hit = Hit(field, a, b, original[a:b], entry.canonical, entry.group)
+                    found[(entry.watchlist, hit)] = None
+        regexes = [r for r in self._regexes if r.watchlist in wanted]
+        if regexes:
+            normalized = text.normalize_mapped(original)
+            for term in regexes:
+                norm = normalized.text
+                for m in term.pattern.finditer(norm):
+                    left, right = m.span()  # whole words only, checked here: the search stays fast
+                    if (
+                        right > left
+                        and (left == 0 or not _is_word(norm[left - 1]))
+                        and (right == len(norm) or not _is_word(norm[right]))
+                    ):
+                        a, b = normalized.span(m.start(), m.end())
+                        hit = Hit(field, a, b, original[a:b], term.canonical, term.group)
+                        found[(term.watchlist, hit)] = None
+        return list(found)
+
+    def _hits(self, fields: Mapping[str, str], indexes: Sequence[int]) -> dict[int, list[Hit]]:
+        """Hits per watchlist index (only lists with hits), for the lists in `indexes`."""
+        by_list: dict[int, list[Hit]] = {}
+        everyone = len(indexes) == len(self.watchlists)
+        for field, wanting in self._wanting.items():
+            wanted = wanting if everyone else wanting.intersection(indexes)
+            if wanted and fields.get(field):
+                for index, hit in self._field_hits(field, fields[field], wanted):
+                    by_list.setdefault(index, []).append(hit)
+        for hits in by_list.values():
+            hits.sort(key=lambda h: (self._field_order[h.field], h.start, -h.end, h.term, h.group))
+            hits[:] = _drop_contained(hits)
+        return by_list
+
+    def match(
+        self, fields: Mapping[str, str], *, feed_name: str = "", feed_tags: Sequence[str] = ()
+    ) -> list[Match]:
+        """One Match per watchlist whose rule holds and whose excludes did not fire."""
+        indexes: Sequence[int] = range(len(self.watchlists))
+        if self._scoped:
+            indexes = [
+                i
+                for i, wl in enumerate(self.watchlists)
+                if self._in_scope(wl, feed_name, feed_tags)
+            ]
+        matches = []
+        for index, hits in sorted(self._hits(fields, indexes).items()):
+            if any(h.group == EXCLUDE for h in hits):
+                continue
+            if evaluate(self._rules[index], _Facts(hits, fields)):
+                terms = tuple(sorted({h.term for h in hits}))
+                matches.append(Match(self.watchlists[index].name, terms, tuple(hits)))
+        return matches
+
+    def explain(
+        self,
+        watchlist_name: str,
+        fields: Mapping[str, str],
+        *,
+        feed_name: str = "",
+        feed_tags: Sequence[str] = (),
+    ) -> Explanation:
+        """Which words matched where, which rule decided, what an exclude suppressed."""
+        names = [wl.name for wl in self.watchlists]
+        if watchlist_name not in names:
+            known = ", ".join(names) or "(none loaded)"
+            raise ValueError(f"unknown watchlist {watchlist_name!r}; known watchlists: {known}")
+        index = names.index(watchlist_name)
+        wl = self.watchlists[index]
+        rule = wl.rule if wl.rule is not None else " or ".join(wl.groups) or "(no groups)"
+        all_hits = self._hits(fields, [index]).get(index, [])
+        hits = tuple(h for h in all_hits if h.group != EXCLUDE)
+        excluded = tuple(h for h in all_hits if h.group == EXCLUDE)
+        facts = _Facts(hits, fields)
+        value = evaluate(self._rules[index], facts)
+        rule_trace = f"{trace(self._rules[index], facts)} -> {str(value).lower()}"
+        scoped_out = not self._in_scope(wl, feed_name, feed_tags)
+        if scoped_out:
+            tags = ", ".join(feed_tags) or "none"
+            reason = f"feed {feed_name!r} (tags: {tags}) is not in feeds: {', '.join(wl.feeds)}"
+        elif excluded:
+            first = excluded[0]
+            reason = f"excluded by {first.text!r} ({first.term}) in {first.field}"
+        elif not hits:
+            reason = "no term matched"
+        else:
+            reason = "the rule holds" if value else "terms matched but the rule does not hold"
+        matched = value and bool(hits) and not excluded and not scoped_out
+        return Explanation(wl.name, matched, hits, excluded, rule, rule_trace, reason, scoped_out)
+
+
+def _drop_contained(hits: list[Hit]) -> list[Hit]:
+    """Drop a hit inside a longer hit of the same term ("Wagner" inside "PMC Wagner")."""
+    kept: list[Hit] = []
+    for hit in hits:
+        if not any(_contains(k, hit) for k in kept):
+            kept.append(hit)
+    return kept
+
+
+def _contains(outer: Hit, inner: Hit) -> bool:
+    same = (outer.field, outer.term, outer.group) == (inner.field, inner.term, inner.group)
+    inside = outer.start <= inner.start and inner.end <= outer.end
+    return same and inside and (outer.start, outer.end) != (inner.start, inner.end)
+
+
+def _is_word(char: str) -> bool:
+    return char.isalnum() or char == "_"
