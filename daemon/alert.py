@@ -1,0 +1,151 @@
+"""Turns matches into outbox alerts: one per (watchlist, story), with the payload the message is
+rendered from, the "unconfirmed" label, and the retry and expiry policy. Pure.
+
+A story is keyed by the article's canonical URL (so the same report syndicated by several feeds
+alerts once per watchlist); articles without a link fall back to feed + entry id.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from daemon.models import Feed, Hit, Match, StoredArticle, Watchlist
+from daemon.text import normalize
+
+SNIPPET_CHARS = 280
+RETRY_BASE_S = 30.0
+RETRY_CAP_S = 3600.0
+
+# Hedge phrases mark a claim as unconfirmed. Data, per language; matched on normalised text.
+HEDGES: Mapping[str, tuple[str, ...]] = {
+    "en": (
+        "unconfirmed",
+        "reportedly",
+        "claims",
+        "claimed",
+        "claim",
+        "could not be verified",
+        "cannot be verified",
+        "not independently verified",
+        "according to russian sources",
+        "according to unverified",
+        "alleged",
+        "allegedly",
+        "purportedly",
+    ),
+    "uk": (
+        "не підтверджено",
+        "непідтверджен",
+        "за неофіційними даними",
+        "заявляють",
+        "заявили",
+        "нібито",
+        "стверджують",
+        "за даними російських",
+    ),
+    "ru": (
+        "не подтверждено",
+        "неподтвержден",
+        "заявляют",
+        "заявили",
+        "по данным",
+        "якобы",
+        "утверждают",
+        "по неофициальным данным",
+    ),
+}
+_HEDGE_PATTERN = re.compile(
+    r"(?<!\w)(?:" + "|".join(re.escape(h) for hs in HEDGES.values() for h in hs) + r")",
+)
+
+
+def is_unconfirmed(fields: Mapping[str, str]) -> bool:
+    """True when the title or summary carries a hedge ("claims", "не підтверджено", …)."""
+    text = normalize(" ".join((fields.get("title", ""), fields.get("summary", ""))))
+    return _HEDGE_PATTERN.search(text) is not None
+
+
+def story_key(stored: StoredArticle) -> str:
+    article = stored.article
+    return f"url:{article.url}" if article.url else f"entry:{stored.feed}:{article.entry_id}"
+
+
+def within_backlog(
+    published: datetime, *, first_poll: bool, backlog_s: float | None, now: datetime
+) -> bool:
+    """On a feed's first poll, only articles newer than the backlog window alert (SPEC §2)."""
+    if not first_poll or backlog_s is None:
+        return True
+    return published >= now - timedelta(seconds=backlog_s)
+
+
+def build_payload(
+    stored: StoredArticle, match: Match, watchlist: Watchlist, feed: Feed
+) -> dict[str, Any]:
+    """Everything the message needs, frozen at match time (the article may be pruned later)."""
+    article = stored.article
+    snippet, spans = make_snippet(article.text_fields(), match.hits)
+    return {
+        "watchlist": watchlist.name,
+        "watchlist_title": watchlist.title,
+        "title": article.title,
+        "feed": feed.name,
+        "url": article.url,
+        "published": article.published.isoformat(timespec="minutes"),
+        "first_seen": stored.fetched.isoformat(timespec="minutes"),
+        "terms": list(match.terms),
+        "hits": [{"field": h.field, "text": h.text, "term": h.term} for h in match.hits[:50]],
+        "snippet": snippet,
+        "highlights": spans,
+        "unconfirmed": is_unconfirmed(article.text_fields()),
+        "article_id": stored.id,
+    }
+
+
+def make_snippet(
+    fields: Mapping[str, str], hits: Sequence[Hit]
+) -> tuple[str, list[tuple[int, int]]]:
+    """A one-line window of text around the first hit outside the title, with the offsets of
+    every hit inside it (for highlighting)."""
+    field_name = next((h.field for h in hits if h.field != "title"), None)
+    if field_name is None:
+        field_name = "summary" if fields.get("summary") else "content"
+    text = fields.get(field_name, "")
+    field_hits = sorted((h for h in hits if h.field == field_name), key=lambda h: h.start)
+    start = 0
+    if field_hits and field_hits[0].start > SNIPPET_CHARS // 3:
+        start = field_hits[0].start - SNIPPET_CHARS // 3
+        start = text.rfind(" ", 0, start) + 1
+    window = text[start : start + SNIPPET_CHARS]
+    # Collapse whitespace while tracking how offsets move, so highlights stay on the words.
+    out: list[str] = []
+    mapping: list[int] = []
+    previous_space = False
+    for ch in window:
+        is_space = ch.isspace() or not ch.isprintable()
+        if is_space and previous_space:
+            mapping.append(len(out))
+            continue
+        mapping.append(len(out))
+        out.append(" " if is_space else ch)
+        previous_space = is_space
+    mapping.append(len(out))
+    snippet = "".join(out).strip()
+    lead = len("".join(out)) - len("".join(out).lstrip())
+    spans = []
+    for hit in field_hits:
+        a, b = hit.start - start, hit.end - start
+        if 0 <= a < b <= len(window):
+            spans.append((mapping[a] - lead, mapping[b] - lead))
+    prefix = "…" if start > 0 else ""
+    suffix = "…" if start + SNIPPET_CHARS < len(text) else ""
+    shift = len(prefix)
+    return prefix + snippet + suffix, [(a + shift, b + shift) for a, b in spans if a >= 0]
+
+
+def retry_delay_s(attempts: int) -> float:
+    """Exponential backoff for failed sends: 30 s, 1 min, 2 min, … capped at 1 h."""
+    return float(min(RETRY_CAP_S, RETRY_BASE_S * 2 ** max(0, attempts - 1)))
