@@ -1,0 +1,201 @@
+"""Moves one feed through every stage: fetch → parse → store → match → alert outbox.
+
+`Pipeline.poll_feed` is the one place a feed's failure is caught and recorded (error count, last
+error, next poll with exponential backoff). A failing feed is state, never a crash: every other
+feed goes on, and a failing feed is retried forever, at most `MAX_BACKOFF_S` apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from daemon.alert import build_payload, story_key, within_backlog
+from daemon.config import Settings
+from daemon.errors import FeedError, FetchError
+from daemon.fetch import Fetcher
+from daemon.metrics import Metrics
+from daemon.models import Clock, Feed, FeedState, FetchResult, NotModified, ParsedFeed, utc_now
+from daemon.parse import parse_feed
+from daemon.store import Store
+from daemon.watchlists import WatchlistSet
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 12 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class PollOutcome:
+    feed: str
+    outcome: str  # changed | not_modified | failed | skipped
+    new: int = 0
+    updated: int = 0
+    alerts: int = 0
+    error: str | None = None
+
+
+def backoff_s(
+    error_count: int, interval_s: float, retry_after_s: float | None, rng: random.Random
+) -> float:
+    """Delay before retrying a failing feed: the interval doubled per consecutive failure,
+    capped at 12 h, never sooner than the server's Retry-After, spread by ±10 %."""
+    delay = min(MAX_BACKOFF_S, interval_s * 2 ** max(0, error_count - 1))
+    delay *= rng.uniform(0.9, 1.1)
+    if retry_after_s is not None:
+        delay = max(delay, min(retry_after_s, MAX_BACKOFF_S))
+    return float(delay)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        fetcher: Fetcher,
+        watchlists: WatchlistSet,
+        metrics: Metrics | None = None,
+        clock: Clock = utc_now,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.fetcher = fetcher
+        self.watchlists = watchlists
+        self.metrics = metrics
+        self.clock = clock
+        self.rng = rng or random.Random()
+
+    async def poll_feed(self, feed: Feed, *, force: bool = False) -> PollOutcome:
+        """Poll one feed now (unless it is backing off and `force` is False)."""
+        state = self.store.feed_state(feed.name)
+        now = self.clock()
+        if not force and state.next_poll is not None and state.next_poll > now:
+            return PollOutcome(feed.name, "skipped")
+        started = time.monotonic()
+        try:
+            result = await self.fetcher.fetch(
+                state.url,
+                etag=state.etag,
+                last_modified=state.last_modified,
+                timeout_s=feed.timeout_s,
+                max_bytes=feed.max_bytes,
+            )
+            if self.metrics:
+                self.metrics.fetch_seconds.observe(time.monotonic() - started)
+            if isinstance(result, NotModified):
+                return self._not_modified(feed, state, result)
+            parsed = await asyncio.to_thread(
+                parse_feed, result.content, result.headers, url=result.url, fetched_at=now
+            )
+        except FeedError as exc:
+            return self._failed(feed, state, exc, now)
+        return self._changed(feed, state, result, parsed, now)
+
+    def _next_poll(self, feed: Feed, now: datetime) -> datetime:
+        return now + timedelta(seconds=feed.interval_s)
+
+    def _not_modified(self, feed: Feed, state: FeedState, result: NotModified) -> PollOutcome:
+        self.store.record_success(
+            feed.name,
+            url=result.permanent_url or state.url,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            next_poll=self._next_poll(feed, self.clock()),
+        )
+        self._log_recovery(feed, state)
+        self._count("not_modified")
+        logger.debug("poll_not_modified feed=%s", feed.name)
+        return PollOutcome(feed.name, "not_modified")
+
+    def _changed(
+        self, feed: Feed, state: FeedState, result: FetchResult, parsed: ParsedFeed, now: datetime
+    ) -> PollOutcome:
+        self.watchlists.refresh()
+        matcher = self.watchlists.matcher
+        by_name = {w.name: w for w in matcher.watchlists}
+        first_poll = not self.store.has_articles(feed.name)
+        expires = now + timedelta(seconds=self.settings.alert_expiry_s)
+        new = updated = alerts = 0
+        with self.store.transaction():
+            changed = self.store.upsert_articles(feed.name, parsed.articles, fetched=now)
+            for stored, is_new in changed:
+                new += is_new
+                updated += not is_new
+                fields = stored.article.text_fields()
+                for match in matcher.match(fields, feed_name=feed.name, feed_tags=feed.tags):
+                    self.store.add_match(stored.id, match)
+                    if self.metrics:
+                        self.metrics.matches.labels(match.watchlist).inc()
+                    if not within_backlog(
+                        stored.article.published,
+                        first_poll=first_poll,
+                        backlog_s=self.settings.alert_backlog_s,
+                        now=now,
+                    ):
+                        continue
+                    watchlist = by_name[match.watchlist]
+                    alert_id = self.store.enqueue_alert(
+                        watchlist=watchlist.name,
+                        article_id=stored.id,
+                        story_key=story_key(stored),
+                        tags=watchlist.notify,
+                        payload=build_payload(stored, match, watchlist, feed),
+                        expires=expires,
+                    )
+                    alerts += alert_id is not None
+            self.store.record_success(
+                feed.name,
+                url=result.permanent_url or state.url,
+                etag=result.etag,
+                last_modified=result.last_modified,
+                next_poll=self._next_poll(feed, now),
+                title=parsed.title,
+                warning=f"feed is malformed but usable: {parsed.bozo_reason}"
+                if parsed.bozo_reason
+                else None,
+            )
+        self._log_recovery(feed, state)
+        self._count("changed")
+        if self.metrics:
+            self.metrics.articles.labels("new").inc(new)
+            self.metrics.articles.labels("updated").inc(updated)
+        logger.info(
+            "poll_done feed=%s entries=%d new=%d updated=%d alerts=%d",
+            feed.name,
+            len(parsed.articles),
+            new,
+            updated,
+            alerts,
+        )
+        return PollOutcome(feed.name, "changed", new, updated, alerts)
+
+    def _failed(self, feed: Feed, state: FeedState, exc: FeedError, now: datetime) -> PollOutcome:
+        retry_after = exc.retry_after_s if isinstance(exc, FetchError) else None
+        delay = backoff_s(state.error_count + 1, feed.interval_s, retry_after, self.rng)
+        failed = self.store.record_failure(
+            feed.name, error=exc.message, next_poll=now + timedelta(seconds=delay)
+        )
+        self._count("failed")
+        logger.warning(
+            "poll_failed feed=%s url=%s errors=%d retry_in_s=%d error=%r",
+            feed.name,
+            state.url,
+            failed.error_count,
+            delay,
+            exc.message,
+        )
+        return PollOutcome(feed.name, "failed", error=exc.message)
+
+    def _log_recovery(self, feed: Feed, state: FeedState) -> None:
+        if state.status == "failing":
+            logger.info("feed_recovered feed=%s after_errors=%d", feed.name, state.error_count)
+
+    def _count(self, outcome: str) -> None:
+        if self.metrics:
+            self.metrics.polls.labels(outcome).inc()
