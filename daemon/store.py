@@ -258,6 +258,21 @@ class Store:
             is not None
         )
 
+    def prune_articles(self, *, older_than: datetime, batch: int = 500) -> int:
+        """Delete articles published before `older_than`, one small transaction per batch so
+        polls are never blocked for long. Matches and alerts are kept (they carry a payload)."""
+        total = 0
+        while True:
+            with self.transaction():
+                cursor = self.db.execute(
+                    "DELETE FROM articles WHERE id IN (SELECT id FROM articles"
+                    " WHERE published < ? LIMIT ?)",
+                    [to_iso(older_than), batch],
+                )
+            total += cursor.rowcount
+            if cursor.rowcount < batch:
+                return total
+
     def article(self, article_id: int) -> StoredArticle | None:
         rows = list(self.db["articles"].rows_where("id = ?", [article_id]))
         return _row_to_article(rows[0]) if rows else None

@@ -136,6 +136,16 @@ def test_outbox_is_unique_per_watchlist_and_story(store: Store) -> None:
     assert store.list_alerts(status="sent")[0].attempts == 2
 
 
+def test_prune_keeps_recent_articles_and_search_index_in_step(store: Store) -> None:
+    old = article("old", "Bakhmut archive")
+    old = Article(
+        **{**{f: getattr(old, f) for f in old.__slots__}, "published": NOW - timedelta(days=400)}
+    )
+    store.upsert_articles("wire", [old, article("new", "Bakhmut today")], fetched=NOW)
+    assert store.prune_articles(older_than=NOW - timedelta(days=180), batch=1) == 1
+    assert [h.article.article.entry_id for h in store.search("Bakhmut")] == ["new"]
+
+
 def test_concurrent_reader_while_writing(store: Store, tmp_path: Path) -> None:
     reader = sqlite3.connect(tmp_path / "db" / "vedette.db")
     with store.transaction():
