@@ -5,14 +5,13 @@ All literal terms of all watchlists (with their transliterations and inflected s
 field (`text.fold`), so the cost per article barely depends on the number of terms. `/regex/`
 terms are few and run separately on the `normalize`d text (wrapped in word boundaries, and
 rejected at compile time when a repeated group repeats again, the classic catastrophic
-backtracking shape). Match rules are parsed by a small recursive-descent parser (no eval).
+backtracking shape). Match rules are parsed and evaluated by `rules.py`.
 """
 
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import ahocorasick
@@ -20,158 +19,11 @@ import ahocorasick
 from daemon import text, translit
 from daemon.errors import ConfigError
 from daemon.models import Hit, Match, Watchlist
+from daemon.rules import Facts, RuleNode, RuleSyntaxError, evaluate, group_names, parse_rule, trace
 
 EXCLUDE = "exclude"  # Hit.group of exclude hits
 MAX_REGEX_CHARS = 500
 _WORD_TAIL_RE = re.compile("[a-z0-9\x01\xe0-\xff]*")
-_ORIGINAL_WORD_RE = re.compile(r"\w+(?:['’ʼ]\w+)*")
-_TOKEN_RE = re.compile(r"\s*(?:(\()|(\))|(near/\d+)\b|([A-Za-z0-9_][A-Za-z0-9_-]*)|(\S))", re.I)
-
-# --- the rule language ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Node:
-    op: str  # group | not | and | or | near
-    args: tuple[_Node, ...] = ()
-    name: str = ""
-    distance: int = 0
-
-
-class RuleSyntaxError(ValueError):
-    """A match rule could not be parsed; the message says where."""
-
-
-def parse_rule(rule: str) -> _Node:
-    """Parse `a and (b or not c)`, `not a near/5 b`; binding: near, then not, and, or."""
-    tokens: list[tuple[str, str, int]] = []
-    for m in _TOKEN_RE.finditer(rule):
-        kind = ("(", ")", "near", "name", "bad")[m.lastindex - 1 if m.lastindex else 4]
-        value = m.group(m.lastindex or 5)
-        if kind == "name" and value.lower() in ("and", "or", "not"):
-            kind = value.lower()
-        tokens.append((kind, value, m.start(m.lastindex or 5) + 1))
-    pos = 0
-
-    def peek() -> str:
-        return tokens[pos][0] if pos < len(tokens) else "end"
-
-    def fail(expected: str) -> RuleSyntaxError:
-        got = f"{tokens[pos][1]!r} at column {tokens[pos][2]}" if pos < len(tokens) else "the end"
-        return RuleSyntaxError(f"expected {expected} but found {got}")
-
-    def take(kind: str) -> tuple[str, str, int]:
-        nonlocal pos
-        if peek() != kind:
-            raise fail({"name": "a group name", ")": "')'"}.get(kind, kind))
-        pos += 1
-        return tokens[pos - 1]
-
-    def parse_binary(op: str, sub: Callable[[], _Node]) -> _Node:
-        nonlocal pos
-        node = sub()
-        while peek() == op:
-            pos += 1
-            node = _Node(op, (node, sub()))
-        return node
-
-    def parse_or() -> _Node:
-        return parse_binary("or", parse_and)
-
-    def parse_and() -> _Node:
-        return parse_binary("and", parse_not)
-
-    def parse_not() -> _Node:
-        nonlocal pos
-        if peek() == "not":
-            pos += 1
-            return _Node("not", (parse_not(),))
-        return parse_near()
-
-    def parse_near() -> _Node:
-        node = parse_atom()
-        while peek() == "near":
-            distance = int(take("near")[1].split("/")[1])
-            right = parse_atom()
-            if node.op != "group" or right.op != "group":
-                raise RuleSyntaxError("near/N joins two group names, e.g. 'places near/5 units'")
-            node = _Node("near", (node, right), distance=distance)
-        return node
-
-    def parse_atom() -> _Node:
-        nonlocal pos
-        if peek() == "(":
-            pos += 1
-            node = parse_or()
-            take(")")
-            return node
-        return _Node("group", name=take("name")[1])
-
-    node = parse_or()
-    if pos != len(tokens):
-        raise fail("'and', 'or' or the end")
-    return node
-
-
-def _group_names(node: _Node) -> list[str]:
-    return [node.name] if node.op == "group" else [n for a in node.args for n in _group_names(a)]
-
-
-class _Facts:
-    """What the rule is evaluated against: the hits of one watchlist, by group."""
-
-    def __init__(self, hits: Sequence[Hit], fields: Mapping[str, str]) -> None:
-        self.by_group: dict[str, list[Hit]] = {}
-        for hit in hits:
-            self.by_group.setdefault(hit.group, []).append(hit)
-        self._fields = fields
-        self._word_starts: dict[str, list[int]] = {}
-
-    def _words(self, hit: Hit) -> tuple[int, int]:
-        starts = self._word_starts.get(hit.field)
-        if starts is None:
-            original = self._fields.get(hit.field, "")
-            starts = [m.start() for m in _ORIGINAL_WORD_RE.finditer(original)]
-            self._word_starts[hit.field] = starts
-        return bisect_right(starts, hit.start) - 1, bisect_right(starts, hit.end - 1) - 1
-
-    def near(self, a: str, b: str, distance: int) -> bool:
-        for x in self.by_group.get(a, ()):
-            for y in self.by_group.get(b, ()):
-                if x.field == y.field:
-                    (x0, x1), (y0, y1) = self._words(x), self._words(y)
-                    if max(y0 - x1, x0 - y1) <= distance:
-                        return True
-        return False
-
-
-def evaluate(node: _Node, facts: _Facts) -> bool:
-    if node.op == "group":
-        return node.name in facts.by_group
-    if node.op == "not":
-        return not evaluate(node.args[0], facts)
-    if node.op == "near":
-        return facts.near(node.args[0].name, node.args[1].name, node.distance)
-    results = (evaluate(a, facts) for a in node.args)
-    return all(results) if node.op == "and" else any(results)
-
-
-def trace(node: _Node, facts: _Facts, parent: str = "or") -> str:
-    """The rule with each group's value: `places=true and (units=false or keywords=true)`."""
-    if node.op == "group":
-        return f"{node.name}={str(node.name in facts.by_group).lower()}"
-    if node.op == "near":
-        value = str(evaluate(node, facts)).lower()
-        return f"({node.args[0].name} near/{node.distance} {node.args[1].name})={value}"
-    if node.op == "not":
-        return "not " + trace(node.args[0], facts, "not")
-    inner = f" {node.op} ".join(trace(a, facts, node.op) for a in node.args)
-    return (
-        f"({inner})" if (parent in ("and", "not") and node.op == "or") or parent == "not" else inner
-    )
-
-
-# --- compiling ------------------------------------------------------------------------------
 
 
 def _nested_quantifier(pattern: str) -> str | None:
@@ -260,7 +112,7 @@ def compile_watchlists(watchlists: Sequence[Watchlist]) -> Matcher:
     """
     keys: dict[str, dict[_Entry, None]] = {}
     regexes: list[_RegexTerm] = []
-    rules: list[_Node] = []
+    rules: list[RuleNode] = []
     for index, wl in enumerate(watchlists):
         rules.append(_compile_rule(wl))
         sections = [(f"terms.{g}", g, specs) for g, specs in wl.groups.items()]
@@ -291,14 +143,14 @@ def compile_watchlists(watchlists: Sequence[Watchlist]) -> Matcher:
     return Matcher(tuple(watchlists), tuple(rules), keys, tuple(regexes))
 
 
-def _compile_rule(wl: Watchlist) -> _Node:
+def _compile_rule(wl: Watchlist) -> RuleNode:
     groups = list(wl.groups)
     if wl.rule is None:
         if not groups:
-            return _Node("or")
-        node = _Node("group", name=groups[0])
+            return RuleNode("or")
+        node = RuleNode("group", name=groups[0])
         for name in groups[1:]:
-            node = _Node("or", (node, _Node("group", name=name)))
+            node = RuleNode("or", (node, RuleNode("group", name=name)))
         return node
     try:
         node = parse_rule(wl.rule)
@@ -308,7 +160,7 @@ def _compile_rule(wl: Watchlist) -> _Node:
             "names with and / or / not / ( ) / near/N, e.g. 'places and (units or keywords)'",
             key="match",
         ) from exc
-    unknown = [n for n in _group_names(node) if n not in wl.groups]
+    unknown = [n for n in group_names(node) if n not in wl.groups]
     if unknown:
         valid = ", ".join(groups) or "(none: add groups under terms)"
         raise ConfigError(
@@ -325,7 +177,7 @@ class Matcher:
     def __init__(
         self,
         watchlists: tuple[Watchlist, ...],
-        rules: tuple[_Node, ...],
+        rules: tuple[RuleNode, ...],
         keys: Mapping[str, Mapping[_Entry, None]],
         regexes: tuple[_RegexTerm, ...],
     ) -> None:
@@ -420,7 +272,7 @@ class Matcher:
         for index, hits in sorted(self._hits(fields, indexes).items()):
             if any(h.group == EXCLUDE for h in hits):
                 continue
-            if evaluate(self._rules[index], _Facts(hits, fields)):
+            if evaluate(self._rules[index], Facts(hits, fields)):
                 terms = tuple(sorted({h.term for h in hits}))
                 matches.append(Match(self.watchlists[index].name, terms, tuple(hits)))
         return matches
@@ -444,7 +296,7 @@ class Matcher:
         all_hits = self._hits(fields, [index]).get(index, [])
         hits = tuple(h for h in all_hits if h.group != EXCLUDE)
         excluded = tuple(h for h in all_hits if h.group == EXCLUDE)
-        facts = _Facts(hits, fields)
+        facts = Facts(hits, fields)
         value = evaluate(self._rules[index], facts)
         rule_trace = f"{trace(self._rules[index], facts)} -> {str(value).lower()}"
         scoped_out = not self._in_scope(wl, feed_name, feed_tags)

@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 
 from daemon import text
 from daemon.errors import ConfigError
-from daemon.match import Matcher, compile_watchlists, parse_rule
+from daemon.match import Matcher, compile_watchlists
 from daemon.models import TermSpec, Watchlist
+from daemon.rules import parse_rule
 
 
 def bakhmut_list(**overrides: object) -> Watchlist:
