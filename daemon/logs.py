@@ -64,24 +64,23 @@ class _RedactingFormatter(logging.Formatter):
         moment = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
         if self.as_json:
             event, _, rest = message.partition(" ")
-            fields = _fields(rest)
             entry = {"time": moment, "level": record.levelname.lower(), "logger": record.name}
-            if fields or not rest:
-                entry |= {"event": event, **fields}
-            else:
-                entry["message"] = message
+            if _EVENT.fullmatch(event):
+                entry |= {"event": event, **_fields(rest)}
+            entry["message"] = message
             return json.dumps(entry, ensure_ascii=False)
         return f"{moment} {record.levelname:<7} {message}"
 
 
-_FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
+_EVENT = re.compile(r"[a-z][a-z0-9_]*")
+_FIELD = re.compile(r"""(?:^|\s)(\w+)=("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|\S+)""")
 
 
 def _fields(text: str) -> dict[str, str]:
-    """`a=1 b="x y"` → {"a": "1", "b": "x y"}; empty when the text is not all key=value."""
-    found = {key: value.strip('"') for key, value in _FIELD.findall(text)}
-    leftover = _FIELD.sub("", text).strip()
-    return found if not leftover else {}
+    """`a=1 b="x y" c='z'` → {"a": "1", "b": "x y", "c": "z"} (quotes from %r are removed)."""
+    return {
+        key: value[1:-1] if value[:1] in "\"'" else value for key, value in _FIELD.findall(text)
+    }
 
 
 def setup_logging(*, log_format: str, verbosity: int, stream: TextIO | None = None) -> None:

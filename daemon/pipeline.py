@@ -165,7 +165,8 @@ class Pipeline:
         if self.metrics:
             self.metrics.articles.labels("new").inc(new)
             self.metrics.articles.labels("updated").inc(updated)
-        logger.info(
+        logger.log(
+            logging.INFO if new or updated else logging.DEBUG,
             "poll_done feed=%s entries=%d new=%d updated=%d alerts=%d",
             feed.name,
             len(parsed.articles),

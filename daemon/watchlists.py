@@ -173,7 +173,9 @@ class WatchlistSet:
 
     folder: Path
     on_error: Callable[[ConfigError], None] = field(
-        default=lambda exc: logger.error("watchlist_invalid %s", exc)
+        default=lambda exc: logger.error(
+            "watchlist_invalid file=%s line=%s error=%r", exc.file, exc.line, str(exc)
+        )
     )
     _files: dict[Path, _Loaded] = field(default_factory=dict)
     _matcher: Matcher | None = None

@@ -29,5 +29,6 @@ def test_json_lines_with_fields_and_no_secrets() -> None:
     )
     entry = json.loads(stream.getvalue())
     assert entry["event"] == "poll_done" and entry["feed"] == "wire" and entry["new"] == "3"
+    assert entry["url"] == "https://u:***@x.example/rss"
     assert "pw@" not in stream.getvalue()
     setup_logging(log_format="text", verbosity=0)
