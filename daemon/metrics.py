@@ -42,5 +42,11 @@ class Metrics:
             "vedette_feeds_failing", "Feeds currently failing", registry=self.registry
         )
 
+    def observe_state(self, alert_counts: dict[str, int], failing_feeds: int) -> None:
+        """Refresh the gauges that mirror the database (called on each scrape)."""
+        for status in ("queued", "sent", "dead"):
+            self.alerts.labels(status).set(alert_counts.get(status, 0))
+        self.feeds_failing.set(failing_feeds)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

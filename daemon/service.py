@@ -198,7 +198,12 @@ class Daemon:
         web = None
         if runtime.settings.http_listen:
             web = WebServer(
-                runtime.settings.http_listen, runtime.metrics, lambda: _health(runtime, scheduler)
+                runtime.settings.http_listen,
+                runtime.metrics,
+                lambda: _health(runtime, scheduler),
+                lambda: runtime.metrics.observe_state(
+                    runtime.store.alert_counts(), runtime.store.failing_feed_count()
+                ),
             )
             await web.start()
         scheduler.start()

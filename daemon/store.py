@@ -217,6 +217,12 @@ class Store:
         )
         return cursor.rowcount > 0
 
+    def failing_feed_count(self) -> int:
+        row = self.db.execute(
+            "SELECT count(*) FROM feeds WHERE active = 1 AND status = 'failing'"
+        ).fetchone()
+        return int(row[0])
+
     def _update_feed(self, name: str, values: Mapping[str, Any]) -> None:
         sets = ", ".join(f"{key} = ?" for key in values)
         self.db.execute(f"UPDATE feeds SET {sets} WHERE name = ?", [*values.values(), name])
@@ -403,6 +409,11 @@ class Store:
             [to_iso(now), to_iso(now), *ids],
         )
         return cursor.rowcount
+
+    def alert_counts(self) -> dict[str, int]:
+        """Alerts by status (queued, sent, dead), for /metrics."""
+        rows = self.db.execute("SELECT status, count(*) FROM alerts GROUP BY status").fetchall()
+        return {status: int(count) for status, count in rows}
 
     def deliveries(self, alert_id: int) -> list[dict[str, Any]]:
         return list(self.db["deliveries"].rows_where("alert_id = ?", [alert_id], order_by="id"))

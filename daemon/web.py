@@ -15,15 +15,23 @@ from daemon.metrics import Metrics
 logger = logging.getLogger(__name__)
 
 HealthCheck = Callable[[], str | None]  # None when healthy, else the reason
+BeforeScrape = Callable[[], None]
 
 
 class WebServer:
-    def __init__(self, listen: str, metrics: Metrics, health: HealthCheck) -> None:
+    def __init__(
+        self,
+        listen: str,
+        metrics: Metrics,
+        health: HealthCheck,
+        before_scrape: BeforeScrape | None = None,
+    ) -> None:
         host, _, port = listen.rpartition(":")
         self.host = host or "127.0.0.1"
         self.port = int(port)
         self.metrics = metrics
         self.health = health
+        self.before_scrape = before_scrape
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -68,6 +76,8 @@ class WebServer:
                 return "200 OK", "text/plain; charset=utf-8", b"ok\n"
             return "503 Service Unavailable", "text/plain; charset=utf-8", f"{problem}\n".encode()
         if path == "/metrics":
+            if self.before_scrape is not None:
+                self.before_scrape()
             return "200 OK", self.metrics.content_type, self.metrics.render()
         return (
             "404 Not Found",

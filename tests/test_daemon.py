@@ -104,6 +104,8 @@ def test_running_daemon_reloads_watchlists_and_config(
         assert daemon.get("/healthz") == (200, b"ok\n")
         status, metrics = daemon.get("/metrics")
         assert status == 200 and b"vedette_polls_total" in metrics
+        assert b'vedette_alerts{status="sent"} 2.0' in metrics
+        assert b"vedette_feeds_failing 0.0" in metrics
 
         # Saving a watchlist takes effect without a restart.
         (tmp_path / "watchlists" / "bakhmut.yaml").write_text(
