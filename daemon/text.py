@@ -229,10 +229,13 @@ class Folded:
         """Original [start, end) of skeleton [start, end) (not including the lead space)."""
         a, b = self._to_pre(start), self._to_pre(end - 1) + 1
         spaced = self._spaced
-        while a > 1 and spaced[a - 1] == 0:
-            a -= 1  # dropped signs belong to the word as written: "Луганськ", not "Луганск"
+        lead = a
+        while lead > 1 and spaced[lead - 1] == 0:
+            lead -= 1
+        if lead == 1 or spaced[lead - 1] == 0x20:
+            a = lead  # signs opening a word belong to it; a mark on the letter before does not
         while b < len(spaced) and spaced[b] == 0:
-            b += 1
+            b += 1  # trailing dropped signs belong to the word as written: "Луганськ"
         a, b = a - 1, b - 1  # without the lead space
         if self._starts is None or self._ends is None:
             return a, b
