@@ -555,3 +555,21 @@ def notify_test(options: Options, tags: tuple[str, ...]) -> None:
             f"{'ok    ' if error is None else 'FAILED'} {target}" + (f": {error}" if error else "")
         )
     sys.exit(1 if failures else 0)
+
+
+@main.command()
+@click.argument("name")
+@click.option("--limit", default=3, show_default=True, help="At most this many places.")
+def gazetteer(name: str, limit: int) -> None:
+    """Suggest a watchlist entry with a town's other names and scripts (GeoNames, Ukraine)."""
+    from daemon.gazetteer import alias_line, load_gazetteer, suggest
+
+    places = suggest(load_gazetteer(), name, limit=limit)
+    if not places:
+        fail(
+            f"{name!r} is not in the bundled gazetteer (Ukrainian towns of 15,000 people or more);"
+            " write its aliases by hand"
+        )
+    for place in places:
+        click.echo(f"# {place.name}, population {place.population:,} (GeoNames)")
+        click.echo(f"    {alias_line(place)}")
