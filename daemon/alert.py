@@ -12,12 +12,17 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from daemon.models import Feed, Hit, Match, StoredArticle, Watchlist
+from daemon.digest import delivery_payload
+from daemon.logs import redact
+from daemon.models import Feed, FeedState, Hit, Match, StoredArticle, Watchlist
 from daemon.text import normalize
 
 SNIPPET_CHARS = 280
+MAX_PAYLOAD_TITLE_CHARS = 2000  # the message shows 300; the outbox row need not hold 100 KB
 RETRY_BASE_S = 30.0
 RETRY_CAP_S = 3600.0
+OPS_KIND = "ops"
+OPS_WATCHLIST = "@ops"  # the outbox "watchlist" of feed failing/recovered notices
 
 # Hedge phrases mark a claim as unconfirmed. Data, per language; matched on normalised text.
 HEDGES: Mapping[str, tuple[str, ...]] = {
@@ -88,10 +93,10 @@ def build_payload(
     """Everything the message needs, frozen at match time (the article may be pruned later)."""
     article = stored.article
     snippet, spans = make_snippet(article.text_fields(), match.hits)
-    return {
+    payload: dict[str, Any] = {
         "watchlist": watchlist.name,
         "watchlist_title": watchlist.title,
-        "title": article.title,
+        "title": article.title[:MAX_PAYLOAD_TITLE_CHARS],
         "feed": feed.name,
         "url": article.url,
         "published": article.published.isoformat(timespec="minutes"),
@@ -103,6 +108,34 @@ def build_payload(
         "unconfirmed": is_unconfirmed(article.text_fields()),
         "article_id": stored.id,
     }
+    delivery = delivery_payload(watchlist.digest_s, watchlist.quiet_hours, watchlist.rate_limit)
+    if delivery:
+        payload["delivery"] = delivery
+    if watchlist.template:
+        payload["template"] = dict(watchlist.template)
+    return payload
+
+
+def feed_notice(
+    event: str, feed: Feed, state: FeedState, *, now: datetime
+) -> tuple[str, dict[str, Any]]:
+    """The story key and payload of a "feed failing" or "recovered" ops notice. The key names
+    the outage (its first failure), so each outage yields one notice of each kind."""
+    since = state.first_failed or now
+    hours = max(0.0, (now - since).total_seconds() / 3600)
+    where = f"{feed.name} ({redact(state.url or feed.url)})"
+    if event == "failing":
+        title = f"Feed failing: {feed.name}"
+        body = (
+            f"{where} has failed for {hours:.1f} h since {since:%Y-%m-%d %H:%M} UTC"
+            f" ({state.error_count} errors). Last error: {redact(state.last_error or 'unknown')}."
+            " Vedette keeps retrying with backoff."
+        )
+    else:
+        title = f"Feed recovered: {feed.name}"
+        body = f"{where} works again after {hours:.1f} h of failures."
+    key = f"feed-{event}:{feed.name}:{since.isoformat(timespec='seconds')}"
+    return key, {"kind": OPS_KIND, "event": event, "feed": feed.name, "title": title, "body": body}
 
 
 def make_snippet(

@@ -17,9 +17,15 @@ from typing import Any, NoReturn, cast
 import click
 
 from daemon import __version__
-from daemon.config import Settings, load_settings, parse_duration, resolve_config_path
+from daemon.config import (
+    Settings,
+    check_feed_name,
+    load_settings,
+    parse_duration,
+    resolve_config_path,
+)
 from daemon.errors import ConfigError, VedetteError
-from daemon.logs import setup_logging
+from daemon.logs import redact, setup_logging
 from daemon.models import StoredArticle, utc_now
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -210,7 +216,7 @@ def feeds_list(options: Options, as_json: bool) -> None:
     records = [
         {
             "name": r.feed.name,
-            "url": r.feed.url,
+            "url": redact(r.feed.url),  # a feed's password stays in the config
             "tags": list(r.feed.tags),
             "status": "failing" if r.state.status == "failing" else "ok",
             "last_error": r.state.last_error,
@@ -249,14 +255,18 @@ def feeds_add(options: Options, url: str, name: str | None, tags: tuple[str, ...
 
     if not re.match(r"^https?://\S+$", url):
         raise click.BadParameter(f"{url!r} is not an http(s) URL", param_hint="URL")
+    feed_name = name or re.sub(r"[^\w.\-]+", "-", url.split("://", 1)[1]).strip("-.")[:60]
+    try:
+        check_feed_name(feed_name)  # the rule config files follow
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--name") from None
     settings = options.settings()
     runtime = Runtime.open(settings)
-    feed_name = name or re.sub(r"[^\w.\-]+", "-", url.split("://", 1)[1]).strip("-")[:60]
     try:
         runtime.store.add_feed(settings.make_feed(feed_name, url, tags))
     finally:
         runtime.close()
-    click.echo(f"added {feed_name}: {url}")
+    click.echo(f"added {feed_name}: {redact(url)}")
 
 
 @feeds.command("import-opml")
@@ -498,6 +508,9 @@ def alerts_list(options: Options, status: str | None, as_json: bool) -> None:
             "last_error": a.last_error,
             "created": a.created.isoformat(),
             "sent_at": a.sent_at.isoformat() if a.sent_at else None,
+            "next_attempt": a.next_attempt.isoformat() if a.status == "queued" else None,
+            "hold": a.hold,  # digest | quiet_hours | rate_limit: waits to go out in a digest
+            "release_at": a.release_at.isoformat() if a.release_at else None,
         }
         for a in rows
     ]
@@ -506,6 +519,8 @@ def alerts_list(options: Options, status: str | None, as_json: bool) -> None:
         return
     for r in records:
         click.echo(f"#{r['id']:<5} {r['status']:<6} {r['watchlist']}: {str(r['title'])[:90]}")
+        if r["status"] == "queued" and r["hold"] and not r["attempts"]:
+            click.echo(f"        held ({r['hold']}) until {r['release_at']}, then sent as a digest")
         if r["last_error"]:
             click.echo(f"        after {r['attempts']} attempts: {r['last_error']}")
     if not records:
@@ -539,6 +554,7 @@ def alerts_retry(options: Options, ids: tuple[int, ...]) -> None:
 @run_command
 def notify_test(options: Options, tags: tuple[str, ...]) -> None:
     """Send a test message through the configured targets and report each result."""
+    from daemon.errors import NotifyError
     from daemon.render import render_notice
     from daemon.service import build_notifier
 
@@ -549,11 +565,13 @@ def notify_test(options: Options, tags: tuple[str, ...]) -> None:
     message = render_notice("Vedette test message", f"Vedette {__version__} can reach this target.")
     failures = 0
     for target in targets:
-        error = notifier.send(target, message)
-        failures += error is not None
-        click.echo(
-            f"{'ok    ' if error is None else 'FAILED'} {target}" + (f": {error}" if error else "")
-        )
+        try:
+            notifier.send(target, message)
+        except NotifyError as exc:
+            failures += 1
+            click.echo(f"FAILED {target}: {exc}")
+        else:
+            click.echo(f"ok     {target}")
     sys.exit(1 if failures else 0)
 
 

@@ -15,10 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
 
 from daemon import __version__
 from daemon.errors import ConfigError
+from daemon.logs import redact, register_secret
 from daemon.models import Feed
 from daemon.yamlfile import LineMap, line_of, load_yaml
 
@@ -46,6 +54,21 @@ def parse_size(value: object) -> int:
     if not match:
         raise ValueError(f'"{value}" is not a size (use e.g. 512KB, 10MB)')
     return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+
+
+FEED_NAME_RULE = (
+    "use letters, digits, '_', '.', '-' and spaces, starting with a letter or digit, "
+    "at most 100 characters"
+)
+_FEED_NAME_RE = re.compile(r"\w[\w.\- ]{0,99}")
+
+
+def check_feed_name(name: str) -> str:
+    """Return `name` if it is a valid feed name; else ValueError with the rule. Names reach
+    logs, metrics and file-like places (OPML, exports), so `../../etc/passwd` is refused."""
+    if not _FEED_NAME_RE.fullmatch(name):
+        raise ValueError(f"{name!r} is not a valid feed name ({FEED_NAME_RULE})")
+    return name
 
 
 def _parse_backlog(value: object) -> float | None:
@@ -77,7 +100,7 @@ class _Defaults(_Strict):
 
 
 class _FeedEntry(_Strict):
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[\w][\w.\- ]*$")
+    name: Annotated[str, AfterValidator(check_feed_name)]
     url: str = Field(pattern=r"^https?://\S+$")
     tags: list[str] = []
     interval: Duration | None = None
@@ -98,6 +121,7 @@ class _ConfigFile(_Strict):
     alert_backlog: Backlog = 86400.0
     alert_expiry: Duration = 86400.0
     feed_failing_after: Duration = 6 * 3600.0
+    ops_tag: str | None = Field("ops", min_length=1)
     defaults: _Defaults = Field(default_factory=_Defaults)
     concurrency: int = Field(16, ge=1, le=256)
     user_agent: str = "Vedette/{version} (+https://github.com/vedette-news/vedette)"
@@ -130,6 +154,7 @@ class Settings:
     retention_s: float
     feeds: tuple[Feed, ...]
     opml: Path | None
+    ops_tag: str | None = "ops"  # Apprise tag for "feed failing"/"recovered"; None: log only
 
     def make_feed(self, name: str, url: str, tags: tuple[str, ...] = ()) -> Feed:
         """A feed with this config's defaults (for OPML and `feeds add`)."""
@@ -195,6 +220,8 @@ def _expand_env(value: Any, env: Mapping[str, str], source: str, lines: LineMap,
     def substitute(found: re.Match[str]) -> str:
         name, default = found.group(1), found.group(2)
         if name in env:
+            if "://" in value:  # a password or token in an Apprise or feed URL: never log it
+                register_secret(env[name])
             return env[name]
         if default is not None:
             return default
@@ -226,8 +253,8 @@ def _config_error(exc: ValidationError, source: str, lines: LineMap) -> ConfigEr
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "missing":
         message = "is required"
-    elif error["type"] == "string_pattern_mismatch":
-        message = f"{error.get('input')!r} is not valid here ({message})"
+    elif error["type"] == "string_pattern_mismatch":  # a URL may carry a password
+        message = f"{redact(str(error.get('input')))!r} is not valid here ({message})"
     return ConfigError(message, file=source, line=line_of(lines, path), key=path)
 
 
@@ -301,4 +328,5 @@ def _to_settings(model: _ConfigFile, path: Path) -> Settings:
         retention_s=model.retention,
         feeds=feeds,
         opml=resolve(model.opml) if model.opml else None,
+        ops_tag=model.ops_tag,
     )

@@ -149,6 +149,8 @@ class Watchlist:
     min_sources: int = 1
     digest_s: float | None = None
     quiet_hours: str | None = None
+    rate_limit: str | None = None  # e.g. "10/h": more alerts than that wait in a digest
+    template: Mapping[str, str] = field(default_factory=dict)  # format -> string.Template text
     source: str = ""  # the file it came from, for messages
     lines: Mapping[str, int] = field(default_factory=dict)  # key path -> line, for errors
 
@@ -170,6 +172,8 @@ class Alert:
     next_attempt: datetime
     expires: datetime
     sent_at: datetime | None = None
+    release_at: datetime | None = None  # when the outbox plans to send it; None: not planned yet
+    hold: str | None = None  # why it waits for a digest (digest, quiet_hours, rate_limit)
 
 
 Clock = Callable[[], datetime]

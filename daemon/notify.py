@@ -9,6 +9,8 @@ webhook never causes a duplicate e-mail.
 
 from __future__ import annotations
 
+import copy
+import html
 import io
 import logging
 from collections.abc import Mapping, Sequence
@@ -18,9 +20,9 @@ from typing import Any, Protocol, TextIO
 import apprise
 
 from daemon.config import expand_env_text
-from daemon.errors import ConfigError
+from daemon.errors import ConfigError, NotifyError
 from daemon.logs import redact
-from daemon.render import Message
+from daemon.render import Message, escape_markdown
 
 CONSOLE_TARGET = "console://"
 
@@ -30,8 +32,12 @@ class Notifier(Protocol):
 
     def targets_for(self, tags: Sequence[str]) -> list[str]: ...
 
-    def send(self, target: str, message: Message) -> str | None:
-        """Deliver; None on success, else the reason (secrets redacted)."""
+    def tagged_targets(self, tags: Sequence[str]) -> list[str]:
+        """Only targets that carry one of `tags` explicitly (for ops notices)."""
+        ...
+
+    def send(self, target: str, message: Message) -> None:
+        """Deliver to one target. Raises NotifyError with the reason (secrets redacted)."""
         ...
 
 
@@ -44,11 +50,13 @@ class ConsoleNotifier:
     def targets_for(self, tags: Sequence[str]) -> list[str]:
         return [CONSOLE_TARGET]
 
-    def send(self, target: str, message: Message) -> str | None:
+    def tagged_targets(self, tags: Sequence[str]) -> list[str]:
+        return []  # the console carries no tags: ops notices go to the log instead
+
+    def send(self, target: str, message: Message) -> None:
         rule = "─" * 72
         self.stream.write(f"{rule}\n🔔 {message.title}\n{message.text}\n")
         self.stream.flush()
-        return None
 
 
 class AppriseNotifier:
@@ -84,7 +92,7 @@ class AppriseNotifier:
             ) from exc
         text = expand_env_text(text, environ, source=str(path))
         config = apprise.AppriseConfig()
-        with apprise.LogCapture(level=logging.WARNING) as captured:
+        with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
             loaded = config.add_config(text, format="yaml")
             # Apprise 2.x names it services(); 1.x servers()
             listing = getattr(config, "services", None) or getattr(config, "servers")  # noqa: B009
@@ -105,30 +113,76 @@ class AppriseNotifier:
         selected = self._apprise.find(tag=list(tags)) if tags else self._apprise.find()
         return list(dict.fromkeys(service.url(privacy=True) for service in selected))
 
-    def send(self, target: str, message: Message) -> str | None:
+    def tagged_targets(self, tags: Sequence[str]) -> list[str]:
+        return self.targets_for(tags) if tags else []
+
+    def send(self, target: str, message: Message) -> None:
+        """Deliver to one target. Raises NotifyError with Apprise's own complaint, redacted."""
         service = self._services.get(target)
         if service is None:
-            return f"target {target} is no longer configured"
+            raise NotifyError(f"target {target} is no longer configured")
+        body_format = _format_for(service)
+        body, title = _body_for(body_format, message), message.title
+        if getattr(service, "title_maxlen", 1) <= 0:
+            # Apprise would paste the title into the body unescaped; do it ourselves, escaped.
+            body, title = _heading(body_format, message.title) + body, ""
         single = apprise.Apprise()
-        single.add(service)
-        body, body_format = _body_for(service, message)
-        with apprise.LogCapture(level=logging.WARNING) as captured:
-            result = single.notify(body=body, title=message.title, body_format=body_format)
-        if bool(result):
-            return None
-        return redact(_last_line(captured)) or "Apprise reported failure (no detail)"
+        single.add(_fitting(service, len(title) + len(body)))
+        with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
+            result = single.notify(body=body, title=title, body_format=body_format)
+        if not result:
+            reason = redact(_last_line(captured)) or "Apprise reported failure (no detail)"
+            raise NotifyError(reason)
 
 
-def _body_for(service: Any, message: Message) -> tuple[str, str]:
-    """Give each target the format it renders (HTML for email, Markdown for chat)."""
-    wanted = getattr(service, "notify_format", apprise.NotifyFormat.TEXT)
-    if isinstance(wanted, tuple | list):  # Apprise 2.x: preferred format first
-        wanted = wanted[0] if wanted else apprise.NotifyFormat.TEXT
-    if wanted == apprise.NotifyFormat.HTML:
-        return message.html, apprise.NotifyFormat.HTML
-    if wanted == apprise.NotifyFormat.MARKDOWN:
-        return message.markdown, apprise.NotifyFormat.MARKDOWN
-    return message.text, apprise.NotifyFormat.TEXT
+def _fitting(service: Any, length: int) -> Any:
+    """The service, set to split a message longer than it accepts (a digest on Discord, whose
+    limit is 2000 characters). Apprise's default, "upstream", would send it whole, the service
+    would refuse it every time, and the alert would die. `?overflow=truncate` in a URL is kept."""
+    limit = getattr(service, "body_maxlen", 0) or 0
+    if not limit or length <= limit or service.overflow_mode != apprise.OverflowMode.UPSTREAM:
+        return service
+    clone = copy.copy(service)
+    clone.overflow_mode = apprise.OverflowMode.SPLIT
+    return clone
+
+
+def _format_for(service: Any) -> str:
+    """The format a target renders: HTML for e-mail, Markdown for chat, text elsewhere.
+
+    An explicit `?format=` in the URL wins. Apprise 2.x lists a service's formats with its
+    default first; chat services whose default is text but which render Markdown anyway (Discord)
+    get Markdown, so feed text is escaped for what the reader sees. Generic webhooks (json://,
+    form://) offer every format and get plain text unless `?format=` says otherwise.
+    """
+    formats = _formats(getattr(service, "_format_override", None))
+    formats = formats or _formats(getattr(service, "notify_format", apprise.NotifyFormat.TEXT))
+    if not formats:
+        return str(apprise.NotifyFormat.TEXT.value)
+    first = formats[0]
+    if first == "text" and "markdown" in formats and "html" not in formats:
+        return "markdown"
+    return first
+
+
+def _formats(value: Any) -> list[str]:
+    """Apprise 1.x keeps one format, 2.x a tuple; either way, as plain names."""
+    if value is None:
+        return []
+    values = value if isinstance(value, tuple | list) else [value]
+    return [str(getattr(v, "value", v)).lower() for v in values]
+
+
+def _body_for(body_format: str, message: Message) -> str:
+    if body_format == "html":
+        return message.html
+    return message.markdown if body_format == "markdown" else message.text
+
+
+def _heading(body_format: str, title: str) -> str:
+    if body_format == "html":
+        return f"<p><b>{html.escape(title)}</b></p>\n"
+    return f"**{escape_markdown(title)}**\n" if body_format == "markdown" else f"{title}\n"
 
 
 def _last_line(captured: io.StringIO | Any) -> str:

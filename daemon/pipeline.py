@@ -14,10 +14,11 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from daemon.alert import build_payload, story_key, within_backlog
+from daemon.alert import OPS_WATCHLIST, build_payload, feed_notice, story_key, within_backlog
 from daemon.config import Settings
 from daemon.errors import FeedError, FetchError
 from daemon.fetch import Fetcher
+from daemon.logs import redact
 from daemon.metrics import Metrics
 from daemon.models import Clock, Feed, FeedState, FetchResult, NotModified, ParsedFeed, utc_now
 from daemon.parse import parse_feed
@@ -44,8 +45,9 @@ def backoff_s(
 ) -> float:
     """Delay before retrying a failing feed: the interval doubled per consecutive failure,
     capped at 12 h, never sooner than the server's Retry-After, spread by ±10 %."""
-    delay = min(MAX_BACKOFF_S, interval_s * 2 ** max(0, error_count - 1))
-    delay *= rng.uniform(0.9, 1.1)
+    # The exponent is bounded: 2**1024 overflows a float, and a feed is never given up on.
+    delay = interval_s * 2 ** min(max(0, error_count - 1), 32) * rng.uniform(0.9, 1.1)
+    delay = min(MAX_BACKOFF_S, delay)  # after the spread, so the cap holds (issue #8)
     if retry_after_s is not None:
         delay = max(delay, min(retry_after_s, MAX_BACKOFF_S))
     return float(delay)
@@ -179,14 +181,20 @@ class Pipeline:
     def _failed(self, feed: Feed, state: FeedState, exc: FeedError, now: datetime) -> PollOutcome:
         retry_after = exc.retry_after_s if isinstance(exc, FetchError) else None
         delay = backoff_s(state.error_count + 1, feed.interval_s, retry_after, self.rng)
-        failed = self.store.record_failure(
-            feed.name, error=exc.message, next_poll=now + timedelta(seconds=delay)
-        )
+        retry_at = now + timedelta(seconds=delay)
+        # Try again when the outage reaches `feed_failing_after`, so the ops notice is not late
+        # by a long backoff (issue #5). A server's Retry-After still wins.
+        limit = (state.first_failed or now) + timedelta(seconds=self.settings.feed_failing_after_s)
+        if retry_after is None and now < limit < retry_at:
+            retry_at, delay = limit, (limit - now).total_seconds()
+        with self.store.transaction():
+            failed = self.store.record_failure(feed.name, error=exc.message, next_poll=retry_at)
+            self._notify_failing(feed, failed, now)
         self._count("failed")
         logger.warning(
             "poll_failed feed=%s url=%s errors=%d retry_in_s=%d error=%r",
             feed.name,
-            state.url,
+            redact(state.url),  # a feed URL may carry a password (STYLE: never log raw URLs)
             failed.error_count,
             delay,
             exc.message,
@@ -196,6 +204,36 @@ class Pipeline:
     def _log_recovery(self, feed: Feed, state: FeedState) -> None:
         if state.status == "failing":
             logger.info("feed_recovered feed=%s after_errors=%d", feed.name, state.error_count)
+        with self.store.transaction():
+            # Keyed on the flag, not on `state`, so a crash right after the success was stored
+            # still yields the "recovered" notice on the next good poll.
+            if self.store.set_failing_alerted(feed.name, False):
+                self._enqueue_ops("recovered", feed, state, self.clock())
+
+    def _notify_failing(self, feed: Feed, state: FeedState, now: datetime) -> None:
+        """One "feed failing" ops notice per outage, once it has lasted `feed_failing_after`."""
+        since = state.first_failed
+        if since is None or (now - since).total_seconds() < self.settings.feed_failing_after_s:
+            return
+        if self.store.set_failing_alerted(feed.name, True):
+            logger.warning(
+                "feed_failing feed=%s since=%s errors=%d", feed.name, since, state.error_count
+            )
+            self._enqueue_ops("failing", feed, state, now)
+
+    def _enqueue_ops(self, event: str, feed: Feed, state: FeedState, now: datetime) -> None:
+        """Queue an ops notice for the `ops_tag` targets (the outbox logs it when none exist)."""
+        if self.settings.ops_tag is None:
+            return
+        key, payload = feed_notice(event, feed, state, now=now)
+        self.store.enqueue_alert(
+            watchlist=OPS_WATCHLIST,
+            article_id=0,
+            story_key=key,
+            tags=(self.settings.ops_tag,),
+            payload=payload,
+            expires=now + timedelta(seconds=self.settings.alert_expiry_s),
+        )
 
     def _count(self, outcome: str) -> None:
         if self.metrics:

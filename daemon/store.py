@@ -3,7 +3,8 @@ search, matches, the alert outbox and the delivery log. The only module importin
 
 The database runs in WAL mode so `vedette search` can read while the daemon writes. Writers group
 their work with `transaction()`: one per feed poll, so articles, matches and the alerts they raise
-land together or not at all.
+land together or not at all. SQLite failures (disk full, locked, corrupt) leave as StoreError
+naming the fix.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,9 +54,10 @@ class SearchHit:
 class Store:
     """One SQLite file. Methods say what they do to which table."""
 
-    def __init__(self, db: Database, clock: Clock = utc_now) -> None:
+    def __init__(self, db: Database, clock: Clock = utc_now, *, path: Path | None = None) -> None:
         self.db = db
         self.clock = clock
+        self.path = path
 
     @classmethod
     def open(cls, path: Path, clock: Clock = utc_now) -> Store:
@@ -69,19 +71,31 @@ class Store:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
-            store = cls(db, clock)
+            store = cls(db, clock, path=path)
             store.migrate()
+        except StoreError as exc:
+            raise StoreError(f"cannot open database: {exc}") from exc
         except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"{path}: cannot open database ({exc}); if the file is corrupt, move it aside "
-                "and restore a backup (see README, Backups)"
-            ) from exc
+            raise StoreError(f"{path}: cannot open database ({exc}); {_fix_for(exc)}") from exc
         except OSError as exc:
             raise StoreError(f"{path}: cannot create database folder ({exc.strerror})") from exc
         return store
 
     def close(self) -> None:
         self.db.close()
+
+    def check_integrity(self) -> None:
+        """Raise StoreError when `PRAGMA quick_check` finds damage. It reads every page (about
+        a second per GB), so the daemon runs it once at start, before it writes anything."""
+        try:
+            problems = [row[0] for row in self.db.execute("PRAGMA quick_check(5)")]
+        except sqlite3.DatabaseError as exc:
+            problems = [str(exc)]
+        if problems != ["ok"]:
+            raise StoreError(
+                f"{self.path}: the database is damaged ({'; '.join(problems)}); stop Vedette, "
+                "move the file aside and restore a backup (see README, Backups)"
+            )
 
     def check_writable(self) -> None:
         """Raise StoreError unless a write transaction can start now (for /healthz)."""
@@ -91,8 +105,35 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
 
-    def transaction(self) -> AbstractContextManager[Database]:
-        return self.db.atomic()
+    @contextmanager
+    def transaction(self) -> Iterator[Database]:
+        """All or nothing (nested calls are savepoints). Raises StoreError.
+
+        The write lock is taken up front (BEGIN IMMEDIATE), waiting up to BUSY_TIMEOUT_S for
+        another process to finish: in WAL mode a deferred BEGIN that reads first cannot wait
+        for the lock later and fails at once with "database is locked" (issue #8).
+        """
+        with self.errors():
+            if self.db.conn.in_transaction:
+                with self.db.atomic():
+                    yield self.db
+                return
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.conn.rollback()  # a no-op when SQLite already rolled back
+                raise
+
+    @contextmanager
+    def errors(self) -> Iterator[None]:
+        """Turn SQLite failures into StoreError with the file and the fix."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            where = f"{self.path}: " if self.path else ""
+            raise StoreError(f"{where}database error ({exc}); {_fix_for(exc)}") from exc
 
     def migrate(self) -> int:
         """Apply pending schema migrations in order; returns the schema version."""
@@ -151,7 +192,8 @@ class Store:
         return [_row_to_feed(r) for r in self.db["feeds"].rows_where("active = 1", order_by="id")]
 
     def feed_state(self, name: str) -> FeedState:
-        rows = list(self.db["feeds"].rows_where("name = ?", [name]))
+        with self.errors():
+            rows = list(self.db["feeds"].rows_where("name = ?", [name]))
         if not rows:
             raise StoreError(f"no feed named {name!r}; `vedette feeds list` shows them")
         return _row_to_state(rows[0])
@@ -225,7 +267,8 @@ class Store:
 
     def _update_feed(self, name: str, values: Mapping[str, Any]) -> None:
         sets = ", ".join(f"{key} = ?" for key in values)
-        self.db.execute(f"UPDATE feeds SET {sets} WHERE name = ?", [*values.values(), name])
+        with self.errors():
+            self.db.execute(f"UPDATE feeds SET {sets} WHERE name = ?", [*values.values(), name])
 
     # --- articles ----------------------------------------------------------------------------
 
@@ -233,7 +276,11 @@ class Store:
         self, feed: str, articles: Sequence[Article], *, fetched: datetime
     ) -> list[tuple[StoredArticle, bool]]:
         """Insert new entries and update edited ones in place; unchanged ones are skipped.
-        Returns the changed articles with `True` for new, `False` for updated."""
+        Returns the changed articles with `True` for new, `False` for updated.
+
+        An entry with an unknown id whose content (title, text and link: its hash) the feed
+        already has is the same article under a fresh id, as feeds that mint a guid per request
+        send it: skipped, so re-polling such a feed never duplicates articles (issue #8)."""
         known: dict[str, tuple[int, str]] = {}
         ids = [a.entry_id for a in articles]
         for start in range(0, len(ids), 500):
@@ -244,12 +291,27 @@ class Store:
                 [feed, *chunk],
             ):
                 known[entry_id] = (row_id, digest)
+        hashes = [a.content_hash for a in articles if a.entry_id not in known]
+        stored_hashes: set[str] = set()
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            stored_hashes.update(
+                digest
+                for (digest,) in self.db.execute(
+                    f"SELECT hash FROM articles WHERE feed = ? AND hash IN ({marks})",
+                    [feed, *chunk],
+                )
+            )
         changed: list[tuple[StoredArticle, bool]] = []
         fetched_iso = to_iso(fetched)
         for article in articles:
             row = _article_row(feed, article)
             previous = known.get(article.entry_id)
             if previous is None:
+                if article.content_hash in stored_hashes:
+                    continue
+                stored_hashes.add(article.content_hash)
                 row_id = self.db.table("articles").insert(row | {"fetched": fetched_iso}).last_rowid
                 assert row_id is not None
                 changed.append((StoredArticle(row_id, feed, article, fetched), True))
@@ -259,10 +321,9 @@ class Store:
         return changed
 
     def has_articles(self, feed: str) -> bool:
-        return (
-            self.db.execute("SELECT 1 FROM articles WHERE feed = ? LIMIT 1", [feed]).fetchone()
-            is not None
-        )
+        with self.errors():
+            row = self.db.execute("SELECT 1 FROM articles WHERE feed = ? LIMIT 1", [feed])
+            return row.fetchone() is not None
 
     def prune_articles(self, *, older_than: datetime, batch: int = 500) -> int:
         """Delete articles published before `older_than`, one small transaction per batch so
@@ -357,9 +418,12 @@ class Store:
         )
         return cursor.lastrowid if cursor.rowcount else None
 
-    def due_alerts(self, *, limit: int = 100) -> list[Alert]:
+    def due_alerts(self, *, limit: int = 100, planned_only: bool = False) -> list[Alert]:
+        """Queued alerts whose time has come (with `planned_only`, only those the outbox has
+        given a release time)."""
         rows = self.db["alerts"].rows_where(
-            "status = 'queued' AND next_attempt <= ?",
+            "status = 'queued' AND next_attempt <= ?"
+            + (" AND release_at IS NOT NULL" if planned_only else ""),
             [to_iso(self.clock())],
             order_by="id",
             limit=limit,
@@ -371,7 +435,16 @@ class Store:
         rows = self.db["alerts"].rows_where(where, args, order_by="id desc", limit=limit)
         return [_row_to_alert(r) for r in rows]
 
-    def record_delivery(self, alert_id: int, *, channel: str, ok: bool, error: str | None) -> None:
+    def record_delivery(
+        self,
+        alert_id: int,
+        *,
+        channel: str,
+        ok: bool,
+        error: str | None,
+        message_id: str | None = None,
+    ) -> None:
+        """Log one send attempt to one target; `error` must already be redacted."""
         self.db.table("deliveries").insert(
             {
                 "alert_id": alert_id,
@@ -379,6 +452,7 @@ class Store:
                 "status": "ok" if ok else "failed",
                 "error": error,
                 "time": to_iso(self.clock()),
+                "message_id": message_id,
             }
         )
 
@@ -417,6 +491,78 @@ class Store:
 
     def deliveries(self, alert_id: int) -> list[dict[str, Any]]:
         return list(self.db["deliveries"].rows_where("alert_id = ?", [alert_id], order_by="id"))
+
+    # --- release planning: digests, quiet hours, rate caps (issue #5) -------------------------
+
+    def unplanned_alerts(self, *, limit: int = 1000) -> list[Alert]:
+        """Queued alerts the outbox has not yet given a release time, oldest first."""
+        rows = self.db["alerts"].rows_where(
+            "status = 'queued' AND release_at IS NULL", order_by="id", limit=limit
+        )
+        return [_row_to_alert(r) for r in rows]
+
+    def open_batch(self, watchlist: str) -> tuple[datetime, str] | None:
+        """The list's held batch that has not gone out yet (new alerts join it), if any."""
+        row = self.db.execute(
+            "SELECT release_at, hold FROM alerts WHERE watchlist = ? AND status = 'queued'"
+            " AND hold IS NOT NULL AND release_at > ? ORDER BY release_at LIMIT 1",
+            [watchlist, to_iso(self.clock())],
+        ).fetchone()
+        return (datetime.fromisoformat(row[0]), row[1]) if row else None
+
+    def message_times(self, watchlist: str, *, since: datetime) -> list[datetime]:
+        """When each of the list's messages after `since` was planned to go out: one per alert
+        sent alone, one per held batch. The rate cap counts these."""
+        rows = self.db.execute(
+            "SELECT release_at FROM alerts WHERE watchlist = ? AND release_at > ?"
+            " AND hold IS NULL UNION ALL SELECT DISTINCT release_at FROM alerts"
+            " WHERE watchlist = ? AND release_at > ? AND hold IS NOT NULL",
+            [watchlist, to_iso(since), watchlist, to_iso(since)],
+        ).fetchall()
+        return sorted(datetime.fromisoformat(row[0]) for row in rows)
+
+    def plan_alert(
+        self, alert_id: int, *, release_at: datetime, hold: str | None, expires: datetime
+    ) -> None:
+        """Give an alert its release time (and hold reason); it becomes due then."""
+        self.db.execute(
+            "UPDATE alerts SET release_at = ?, hold = ?, next_attempt = ?, expires = ?"
+            " WHERE id = ? AND release_at IS NULL",
+            [to_iso(release_at), hold, to_iso(release_at), to_iso(expires), alert_id],
+        )
+
+    def batch_alerts(self, watchlist: str, release_at: datetime) -> list[Alert]:
+        """The unsent alerts of one held batch, which go out together as one digest."""
+        rows = self.db["alerts"].rows_where(
+            "status = 'queued' AND watchlist = ? AND release_at = ? AND hold IS NOT NULL",
+            [watchlist, to_iso(release_at)],
+            order_by="id",
+        )
+        return [_row_to_alert(r) for r in rows]
+
+    def count_held(self) -> int:
+        """Alerts waiting for a digest, quiet hours or the rate cap (not failures)."""
+        row = self.db.execute(
+            "SELECT count(*) FROM alerts WHERE status = 'queued' AND hold IS NOT NULL"
+            " AND release_at > ?",
+            [to_iso(self.clock())],
+        ).fetchone()
+        return int(row[0])
+
+
+def _fix_for(exc: sqlite3.Error) -> str:
+    """What the operator can do about a SQLite failure (by its SQLITE_* code)."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith("SQLITE_FULL"):
+        return "free disk space where the database lives; nothing was half-written, retrying"
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return (
+            f"another process held the database for over {BUSY_TIMEOUT_S:g}s (a second "
+            "`vedette run`, or a sqlite3 shell with an open transaction?); retrying"
+        )
+    if name.startswith(("SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")):
+        return "check the disk and the permissions of the database file and its folder"
+    return "if the file is corrupt, move it aside and restore a backup (see README, Backups)"
 
 
 def _feed_settings(feed: Feed) -> dict[str, Any]:
@@ -501,6 +647,8 @@ def _row_to_alert(row: Mapping[str, Any]) -> Alert:
         next_attempt=datetime.fromisoformat(row["next_attempt"]),
         expires=datetime.fromisoformat(row["expires"]),
         sent_at=from_iso(row["sent_at"]),
+        release_at=from_iso(row.get("release_at")),
+        hold=row.get("hold"),
     )
 
 

@@ -104,4 +104,14 @@ def _create_tables(db: Any) -> None:
     db["deliveries"].create_index(["alert_id"])
 
 
-MIGRATIONS: list[Migration] = [_create_tables]
+def _add_release_planning(db: Any) -> None:
+    """Issue #5: when the outbox plans to send each alert (`release_at`), why it is held
+    (`hold`: digest, quiet_hours, rate_limit; NULL when sent alone), and the id of the message
+    each delivery carried (`message_id`, shared by the alerts of one digest)."""
+    db["alerts"].add_column("release_at", str)
+    db["alerts"].add_column("hold", str)
+    db["alerts"].create_index(["watchlist", "release_at"])
+    db["deliveries"].add_column("message_id", str)
+
+
+MIGRATIONS: list[Migration] = [_create_tables, _add_release_planning]

@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from daemon.config import parse_duration
+from daemon.digest import parse_quiet_hours, parse_rate_limit
 from daemon.errors import ConfigError
 from daemon.match import Matcher, compile_watchlists
 from daemon.models import ARTICLE_FIELDS, TermSpec, Watchlist
+from daemon.templates import FORMATS, check_template
 from daemon.yamlfile import LineMap, line_of, load_yaml
 
 logger = logging.getLogger(__name__)
@@ -34,6 +36,8 @@ WATCHLIST_KEYS = (
     "min_sources",
     "digest",
     "quiet_hours",
+    "rate_limit",
+    "template",
 )
 
 
@@ -75,7 +79,9 @@ def parse_watchlist(text: str, *, name: str, source: str) -> Watchlist:
         fields=fields,
         min_sources=min_sources,
         digest_s=reader.duration("digest", raw.get("digest")),
-        quiet_hours=reader.optional_string("quiet_hours", raw.get("quiet_hours")),
+        quiet_hours=reader.checked("quiet_hours", raw.get("quiet_hours"), parse_quiet_hours),
+        rate_limit=reader.checked("rate_limit", raw.get("rate_limit"), parse_rate_limit),
+        template=reader.template(raw.get("template")),
         source=source,
         lines=dict(lines),
     )
@@ -109,6 +115,34 @@ class _Reader:
         if value is not None and not isinstance(value, str):
             self.fail(key, 'must be text such as "22:00-07:00 Europe/Kyiv", or null')
         return value
+
+    def checked(self, key: str, value: Any, parse: Callable[[str], object]) -> str | None:
+        """Optional text that `parse` accepts (quiet hours, rate limit), kept as written."""
+        text = self.optional_string(key, value)
+        if text is not None:
+            try:
+                parse(text)
+            except ValueError as exc:
+                self.fail(key, str(exc))
+        return text
+
+    def template(self, value: Any) -> dict[str, str]:
+        """`template: {title:, text:, markdown:, html:}`: string.Template text per format."""
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.fail("template", f"must map formats ({', '.join(FORMATS)}) to template text")
+        for part, text in value.items():
+            key = f"template.{part}"
+            if part not in FORMATS:
+                self.fail(key, f"unknown format '{part}' (use: {', '.join(FORMATS)})")
+            if not isinstance(text, str):
+                self.fail(key, "must be template text such as '$title ($feed)'")
+            try:
+                check_template(text)
+            except ValueError as exc:
+                self.fail(key, str(exc))
+        return {str(part): text for part, text in value.items()}
 
     def duration(self, key: str, value: Any) -> float | None:
         if value is None:

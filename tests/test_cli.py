@@ -12,9 +12,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 from pytest_httpserver import HTTPServer
-from support import Item, rss, wait_until, write_config
 
 from daemon.cli import main
+from support import Item, rss, wait_until, write_config
 
 ITEMS = [
     Item("Wagner claims Soledar", "https://news.example/1", "Soledar salt mines", "1"),

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
-from support import Item, Receiver, rss, webhook_receiver, write_config
 from werkzeug import Request, Response
 
 from daemon.config import load_settings
 from daemon.service import Runtime, poll_once
+from support import Item, Receiver, rss, webhook_receiver, write_config
 
 RECENT = datetime.now(UTC) - timedelta(hours=1)
 OLD = datetime.now(UTC) - timedelta(days=30)
