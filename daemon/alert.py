@@ -62,20 +62,82 @@ HEDGES: Mapping[str, tuple[str, ...]] = {
         "по неофициальным данным",
     ),
 }
-_HEDGE_PATTERN = re.compile(
-    r"(?<!\w)(?:" + "|".join(re.escape(h) for hs in HEDGES.values() for h in hs) + r")",
-)
 
 
-def is_unconfirmed(fields: Mapping[str, str]) -> bool:
+def hedge_pattern(extra: Sequence[str] = ()) -> re.Pattern[str]:
+    """The built-in hedges plus the config's `hedges:` (phrases, any language), as one regex
+    over normalised text that only starts at a word boundary ("claim" also finds "claimed")."""
+    phrases = [h for hs in HEDGES.values() for h in hs] + [normalize(h) for h in extra if h.strip()]
+    return re.compile(r"(?<!\w)(?:" + "|".join(re.escape(p) for p in phrases) + ")")
+
+
+DEFAULT_HEDGES = hedge_pattern()
+
+
+def is_unconfirmed(fields: Mapping[str, str], hedges: re.Pattern[str] = DEFAULT_HEDGES) -> bool:
     """True when the title or summary carries a hedge ("claims", "не підтверджено", …)."""
     text = normalize(" ".join((fields.get("title", ""), fields.get("summary", ""))))
-    return _HEDGE_PATTERN.search(text) is not None
+    return hedges.search(text) is not None
 
 
 def story_key(stored: StoredArticle) -> str:
     article = stored.article
     return f"url:{article.url}" if article.url else f"entry:{stored.feed}:{article.entry_id}"
+
+
+FOLLOWUP_WINDOW_S = 3600.0  # at most one "also reported by" follow-up per story and hour
+
+
+def story_alert_key(story_id: int) -> str:
+    return f"story:{story_id}"
+
+
+def followup_key(story_id: int, now: datetime, window_s: float | None) -> str:
+    """One follow-up per story and window (the list's digest window, else an hour)."""
+    bucket = int(now.timestamp() // (window_s or FOLLOWUP_WINDOW_S))
+    return f"{story_alert_key(story_id)}:followup:{bucket}"
+
+
+def announced(payload: Mapping[str, Any]) -> set[str]:
+    return {str(payload.get("feed", "")), *map(str, payload.get("also_reported_by", []))}
+
+
+def add_source(payload: Mapping[str, Any], feed: str, *, hedged: bool) -> dict[str, Any]:
+    """An unsent alert's payload with one more feed carrying its story. A source without a
+    hedge lifts the "unconfirmed" label (SPEC §4)."""
+    merged = dict(payload)
+    if feed not in announced(payload):
+        merged["also_reported_by"] = [*payload.get("also_reported_by", []), feed]
+    if payload.get("unconfirmed") and not hedged:
+        merged["unconfirmed"] = False
+        merged["confirmed_by"] = feed
+    return merged
+
+
+def followup_payload(
+    sent: Mapping[str, Any],
+    earlier: Sequence[Mapping[str, Any]],
+    sources: Sequence[str],
+    feed: str,
+    *,
+    hedged: bool,
+) -> dict[str, Any] | None:
+    """A follow-up to an alert already sent: "also reported by" the story's other feeds, and
+    the label lifted when this source states it without a hedge. None when it adds nothing."""
+    told = announced(sent).union(*(announced(p) for p in earlier))
+    was_unconfirmed = bool(sent.get("unconfirmed")) and not any(
+        p.get("confirmed_by") for p in earlier
+    )
+    lifts = was_unconfirmed and not hedged
+    if feed in told and not lifts:
+        return None
+    payload = {k: v for k, v in sent.items() if k not in ("snippet", "highlights", "hits")}
+    payload["followup"] = True
+    payload["also_reported_by"] = [f for f in sources if f != sent.get("feed")]
+    payload["unconfirmed"] = was_unconfirmed and hedged
+    if lifts:
+        payload["confirmed_by"] = feed
+    return payload
 
 
 def within_backlog(
@@ -88,7 +150,11 @@ def within_backlog(
 
 
 def build_payload(
-    stored: StoredArticle, match: Match, watchlist: Watchlist, feed: Feed
+    stored: StoredArticle,
+    match: Match,
+    watchlist: Watchlist,
+    feed: Feed,
+    hedges: re.Pattern[str] = DEFAULT_HEDGES,
 ) -> dict[str, Any]:
     """Everything the message needs, frozen at match time (the article may be pruned later)."""
     article = stored.article
@@ -105,7 +171,7 @@ def build_payload(
         "hits": [{"field": h.field, "text": h.text, "term": h.term} for h in match.hits[:50]],
         "snippet": snippet,
         "highlights": spans,
-        "unconfirmed": is_unconfirmed(article.text_fields()),
+        "unconfirmed": is_unconfirmed(article.text_fields(), hedges),
         "article_id": stored.id,
     }
     delivery = delivery_payload(watchlist.digest_s, watchlist.quiet_hours, watchlist.rate_limit)

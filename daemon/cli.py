@@ -283,7 +283,9 @@ def feeds_import_opml(options: Options, file: Path) -> None:
     added = skipped = 0
     try:
         subscriptions = read_opml(file)
-        with click.progressbar(subscriptions, label="importing", file=sys.stderr) as bar:
+        with click.progressbar(
+            subscriptions, label="importing", file=sys.stderr, hidden=not sys.stderr.isatty()
+        ) as bar:
             for sub in bar:
                 try:
                     runtime.store.add_feed(settings.make_feed(sub.name, sub.url, sub.tags))
@@ -418,6 +420,7 @@ def backtest(options: Options, lists: tuple[str, ...], since: str | None, as_jso
     from collections import Counter
 
     from daemon.store import Store
+    from daemon.stories import StoryIndex
     from daemon.watchlists import WatchlistSet
 
     settings = options.settings()
@@ -434,8 +437,18 @@ def backtest(options: Options, lists: tuple[str, ...], since: str | None, as_jso
     matcher = watchlists.matcher
     per_list: dict[str, Counter[str]] = {}
     samples: dict[str, list[str]] = {}
+    stories: dict[str, set[int]] = {}
+    matched: Counter[str] = Counter()
+    index = StoryIndex()  # stories as the daemon would group them, without touching the database
     scanned = 0
+    progress = click.progressbar(
+        length=store.count_articles(),
+        label="scanning",
+        file=sys.stderr,
+        hidden=not sys.stderr.isatty(),  # quiet when piped (SPEC §5)
+    )
     for stored in store.iter_articles(since=parse_since(since)):
+        progress.update(1)
         scanned += 1
         for match in matcher.match(
             stored.article.text_fields(),
@@ -444,14 +457,25 @@ def backtest(options: Options, lists: tuple[str, ...], since: str | None, as_jso
         ):
             if lists and match.watchlist not in lists:
                 continue
+            a = stored.article
+            story = index.find(url=a.url, title=a.title, published=a.published, feed=stored.feed)
+            if story is None:
+                story = len(index) + 1
+            index.add(story, url=a.url, title=a.title, published=a.published, feed=stored.feed)
+            matched[match.watchlist] += 1
+            new_story = story not in stories.setdefault(match.watchlist, set())
+            stories[match.watchlist].add(story)
             per_list.setdefault(match.watchlist, Counter()).update(match.terms)
-            samples.setdefault(match.watchlist, []).append(stored.article.title)
+            if new_story:
+                samples.setdefault(match.watchlist, []).append(stored.article.title)
             if as_json:
                 print_rows(
                     [
                         article_record(stored)
                         | {
                             "watchlist": match.watchlist,
+                            "story": story,
+                            "first_of_story": new_story,
                             "terms": list(match.terms),
                             "hits": [
                                 {"field": h.field, "text": h.text, "term": h.term}
@@ -461,17 +485,17 @@ def backtest(options: Options, lists: tuple[str, ...], since: str | None, as_jso
                     ]
                 )
     store.close()
+    progress.finish()
     if as_json:
         return
     click.echo(f"scanned {scanned} articles")
     for name in sorted(lists or known):
         titles = samples.get(name, [])
-        noisy = ", ".join(
-            f"{term} ({count})" for term, count in per_list.get(name, Counter()).most_common(5)
-        )
+        counts = per_list.get(name, Counter())
+        noisy = ", ".join(f"{term} ({count})" for term, count in counts.most_common(5))
         click.echo(
-            f"{name}: {len(titles)} articles would alert"
-            + (f"; top terms: {noisy}" if noisy else "")
+            f"{name}: {len(titles)} stories ({matched[name]} articles) would alert"
+            + (f"; noisiest terms: {noisy}" if noisy else "")
         )
         for title in titles[:5]:
             click.echo(f"    - {title[:120]}")
@@ -591,3 +615,42 @@ def gazetteer(name: str, limit: int) -> None:
     for place in places:
         click.echo(f"# {place.name}, population {place.population:,} (GeoNames)")
         click.echo(f"    {alias_line(place)}")
+
+
+@main.command()
+@click.option("--since", help="Only stories first seen since (2023-01-10, or 7d).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per story.")
+@click.pass_obj
+@run_command
+def stories(options: Options, since: str | None, as_json: bool) -> None:
+    """Stories of matched articles: their articles, sources, first-seen time, and whether any
+    source reports them without a hedge (confirmed) or all hedge (unconfirmed)."""
+    from daemon.alert import hedge_pattern, is_unconfirmed
+    from daemon.store import Store
+
+    settings = options.settings()
+    hedges = hedge_pattern(settings.hedges)
+    store = Store.open(settings.database)
+    rows = store.list_stories(since=parse_since(since))
+    store.close()
+    for story in rows:
+        articles = story["articles"]
+        hedged = [is_unconfirmed(s.article.text_fields(), hedges) for s in articles]
+        record = {
+            "story_id": story["id"],
+            "title": story["title"],
+            "first_seen": story["first_seen"],
+            "status": "unconfirmed" if hedged and all(hedged) else "confirmed",
+            "sources": list(dict.fromkeys(s.feed for s in articles)),
+            "articles": [
+                article_record(s) | {"hedged": h} for s, h in zip(articles, hedged, strict=True)
+            ],
+        }
+        if as_json:
+            print_rows([record])
+            continue
+        sources = ", ".join(record["sources"])
+        click.echo(f"#{record['story_id']} {record['status']:<11} {record['title'][:90]}")
+        click.echo(f"    first seen {record['first_seen']} · {len(articles)} articles · {sources}")
+    if not rows and not as_json:
+        click.echo("no stories (only articles that matched a watchlist are grouped)", err=True)

@@ -122,6 +122,7 @@ class _ConfigFile(_Strict):
     alert_expiry: Duration = 86400.0
     feed_failing_after: Duration = 6 * 3600.0
     ops_tag: str | None = Field("ops", min_length=1)
+    hedges: list[str] = []
     defaults: _Defaults = Field(default_factory=_Defaults)
     concurrency: int = Field(16, ge=1, le=256)
     user_agent: str = "Vedette/{version} (+https://github.com/vedette-news/vedette)"
@@ -155,6 +156,7 @@ class Settings:
     feeds: tuple[Feed, ...]
     opml: Path | None
     ops_tag: str | None = "ops"  # Apprise tag for "feed failing"/"recovered"; None: log only
+    hedges: tuple[str, ...] = ()  # extra phrases that mark a report as unconfirmed
 
     def make_feed(self, name: str, url: str, tags: tuple[str, ...] = ()) -> Feed:
         """A feed with this config's defaults (for OPML and `feeds add`)."""
@@ -329,4 +331,5 @@ def _to_settings(model: _ConfigFile, path: Path) -> Settings:
         feeds=feeds,
         opml=resolve(model.opml) if model.opml else None,
         ops_tag=model.ops_tag,
+        hedges=tuple(model.hedges),
     )

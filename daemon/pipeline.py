@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from daemon.alert import OPS_WATCHLIST, build_payload, feed_notice, story_key, within_backlog
+from daemon.alert import OPS_WATCHLIST, feed_notice, hedge_pattern, within_backlog
+from daemon.alerting import AlertRecorder
 from daemon.config import Settings
 from daemon.errors import FeedError, FetchError
 from daemon.fetch import Fetcher
@@ -23,6 +24,7 @@ from daemon.metrics import Metrics
 from daemon.models import Clock, Feed, FeedState, FetchResult, NotModified, ParsedFeed, utc_now
 from daemon.parse import parse_feed
 from daemon.store import Store
+from daemon.storybook import StoryBook
 from daemon.watchlists import WatchlistSet
 
 logger = logging.getLogger(__name__)
@@ -72,6 +74,13 @@ class Pipeline:
         self.metrics = metrics
         self.clock = clock
         self.rng = rng or random.Random()
+        self.storybook = StoryBook(store, clock=clock)
+        self.alerts = AlertRecorder(
+            store,
+            self.storybook,
+            expiry_s=settings.alert_expiry_s,
+            hedges=hedge_pattern(settings.hedges),
+        )
 
     async def poll_feed(self, feed: Feed, *, force: bool = False) -> PollOutcome:
         """Poll one feed now (unless it is backing off and `force` is False)."""
@@ -122,9 +131,9 @@ class Pipeline:
         matcher = self.watchlists.matcher
         by_name = {w.name: w for w in matcher.watchlists}
         first_poll = not self.store.has_articles(feed.name)
-        expires = now + timedelta(seconds=self.settings.alert_expiry_s)
         new = updated = alerts = 0
-        with self.store.transaction():
+        self.storybook.prune()
+        with self.store.transaction(), self.storybook.forget_on_error():
             changed = self.store.upsert_articles(feed.name, parsed.articles, fetched=now)
             for stored, is_new in changed:
                 new += is_new
@@ -142,15 +151,7 @@ class Pipeline:
                     ):
                         continue
                     watchlist = by_name[match.watchlist]
-                    alert_id = self.store.enqueue_alert(
-                        watchlist=watchlist.name,
-                        article_id=stored.id,
-                        story_key=story_key(stored),
-                        tags=watchlist.notify,
-                        payload=build_payload(stored, match, watchlist, feed),
-                        expires=expires,
-                    )
-                    alerts += alert_id is not None
+                    alerts += self.alerts.record(stored, match, watchlist, feed, now=now)
             self.store.record_success(
                 feed.name,
                 url=result.permanent_url or state.url,

@@ -144,7 +144,7 @@ def _plain_fields(
     url = str(payload.get("url") or "")
     return {
         "title": clean(str(payload.get("title") or "(untitled)"), title_chars),
-        "label": "UNCONFIRMED · " if payload.get("unconfirmed") else "",
+        "label": _label(payload),
         "watchlist": clean(
             str(payload.get("watchlist_title") or payload.get("watchlist", "")), 100
         ),
@@ -155,6 +155,18 @@ def _plain_fields(
         "first_seen": _when(payload.get("first_seen") or payload.get("published")),
         "url": url if len(url) <= 2000 and _LINK.match(url) else "",
     }
+
+
+def _label(payload: Mapping[str, Any]) -> str:
+    """UNCONFIRMED for a hedged claim; a follow-up says so, and names the feed that reported
+    the story without a hedge when that lifted the label."""
+    label = "FOLLOW-UP · " if payload.get("followup") else ""
+    if payload.get("unconfirmed"):
+        return label + "UNCONFIRMED · "
+    if payload.get("followup") and payload.get("confirmed_by"):
+        by = clean(str(payload["confirmed_by"]), 100)
+        return label + f"NO LONGER UNCONFIRMED (reported without hedge by {by}) · "
+    return label
 
 
 def _when(value: object) -> str:

@@ -320,6 +320,9 @@ class Store:
                 changed.append((StoredArticle(previous[0], feed, article, fetched), False))
         return changed
 
+    def count_articles(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM articles").fetchone()[0])
+
     def has_articles(self, feed: str) -> bool:
         with self.errors():
             row = self.db.execute("SELECT 1 FROM articles WHERE feed = ? LIMIT 1", [feed])
@@ -371,6 +374,77 @@ class Store:
         except sqlite3.OperationalError:
             rows = list(table.search(query, where=where, where_args=args, limit=limit, quote=True))
         return [SearchHit(_row_to_article(r), _snippet(r)) for r in rows]
+
+    # --- stories (issue #9) -------------------------------------------------------------------
+
+    def add_story(self, stored: StoredArticle) -> int:
+        """Open a new story with `stored` as its first article."""
+        article = stored.article
+        cursor = self.db.execute(
+            "INSERT INTO stories (title, url, first_seen, first_feed) VALUES (?, ?, ?, ?)",
+            [article.title[:500], article.url, to_iso(stored.fetched), stored.feed],
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def set_story(self, article_id: int, story_id: int) -> None:
+        self.db.execute("UPDATE articles SET story_id = ? WHERE id = ?", [story_id, article_id])
+
+    def story_of(self, article_id: int) -> int | None:
+        row = self.db.execute("SELECT story_id FROM articles WHERE id = ?", [article_id]).fetchone()
+        return row[0] if row else None
+
+    def story_feeds(self, story_id: int) -> list[str]:
+        """The distinct feeds carrying a story, in the order they first did."""
+        rows = self.db.execute(
+            "SELECT feed FROM articles WHERE story_id = ? GROUP BY feed ORDER BY min(id)",
+            [story_id],
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def story_members(self, *, since: datetime) -> list[tuple[int, StoredArticle]]:
+        """(story id, article) of every grouped article published since `since`, oldest first:
+        what the in-memory story index is rebuilt from after a restart."""
+        rows = self.db["articles"].rows_where(
+            "story_id IS NOT NULL AND published >= ?", [to_iso(since)], order_by="published, id"
+        )
+        return [(row["story_id"], _row_to_article(row)) for row in rows]
+
+    def list_stories(self, *, since: datetime | None = None) -> list[dict[str, Any]]:
+        """Stories with their articles (newest story first), for `vedette stories`."""
+        where, args = ("first_seen >= ?", [to_iso(since)]) if since else (None, [])
+        stories = list(self.db["stories"].rows_where(where, args, order_by="first_seen desc"))
+        for story in stories:
+            story["articles"] = [
+                _row_to_article(row)
+                for row in self.db["articles"].rows_where(
+                    "story_id = ?", [story["id"]], order_by="fetched, id"
+                )
+            ]
+        return stories
+
+    def story_alert(self, watchlist: str, story_key: str) -> Alert | None:
+        rows = list(
+            self.db["alerts"].rows_where(
+                "watchlist = ? AND story_key = ?", [watchlist, story_key], limit=1
+            )
+        )
+        return _row_to_alert(rows[0]) if rows else None
+
+    def story_followups(self, watchlist: str, story_key: str) -> list[dict[str, Any]]:
+        """Payloads of the follow-ups already made for a story's alert."""
+        rows = self.db.execute(
+            "SELECT payload FROM alerts WHERE watchlist = ? AND story_key LIKE ? ORDER BY id",
+            [watchlist, f"{story_key}:followup:%"],
+        ).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+    def update_payload(self, alert_id: int, payload: Mapping[str, Any]) -> None:
+        """Rewrite an unsent alert's payload (another source joined its story)."""
+        self.db.execute(
+            "UPDATE alerts SET payload = ? WHERE id = ? AND status = 'queued'",
+            [json.dumps(payload, ensure_ascii=False), alert_id],
+        )
 
     # --- matches and the alert outbox --------------------------------------------------------
 

@@ -114,4 +114,15 @@ def _add_release_planning(db: Any) -> None:
     db["deliveries"].add_column("message_id", str)
 
 
-MIGRATIONS: list[Migration] = [_create_tables, _add_release_planning]
+def _add_stories(db: Any) -> None:
+    """Issue #9: stories (the same report carried by several feeds) and each matched article's
+    story. Articles nobody watches get no story (grouping costs time and helps no alert)."""
+    db["stories"].create(
+        {"id": int, "title": str, "url": str, "first_seen": str, "first_feed": str}, pk="id"
+    )
+    db["stories"].create_index(["first_seen"])
+    db["articles"].add_column("story_id", int)
+    db["articles"].create_index(["story_id"])
+
+
+MIGRATIONS: list[Migration] = [_create_tables, _add_release_planning, _add_stories]

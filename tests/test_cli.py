@@ -10,6 +10,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import click
 from click.testing import CliRunner
 from pytest_httpserver import HTTPServer
 
@@ -56,42 +57,26 @@ def test_usage_error_exits_2() -> None:
     assert CliRunner().invoke(main, ["no-such-command"]).exit_code == 2
 
 
-def test_every_command_has_help() -> None:
-    for args in (
-        ["run"],
-        ["poll"],
-        ["check"],
-        ["demo"],
-        ["feeds", "list"],
-        ["feeds", "add"],
-        ["feeds", "import-opml"],
-        ["feeds", "export-opml"],
-        ["search"],
-        ["explain"],
-        ["backtest"],
-        ["alerts", "list"],
-        ["alerts", "retry"],
-        ["notify-test"],
-    ):
+def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = []
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found += all_commands(command, (*prefix, name))
+        else:
+            found.append((*prefix, name))
+    return found
+
+
+def test_every_command_has_help_and_is_in_the_readme() -> None:
+    readme = Path("README.md").read_text(encoding="utf-8")
+    commands = all_commands(main)
+    assert len(commands) >= 16
+    for args in commands:
         result = CliRunner().invoke(main, [*args, "--help"])
         assert result.exit_code == 0 and "Usage:" in result.output, args
-    readme = Path("README.md").read_text(encoding="utf-8")
-    for command in (
-        "vedette run",
-        "vedette poll",
-        "vedette check",
-        "vedette demo",
-        "vedette feeds list",
-        "vedette search",
-        "vedette explain",
-        "vedette backtest",
-        "vedette alerts list",
-        "vedette notify-test",
-        "feeds import-opml",
-        "feeds export-opml",
-        "feeds add",
-    ):
-        assert command in readme, command
+        help_text = main.get_command(click.Context(main), args[0])
+        assert help_text is not None and (help_text.help or "").strip(), args
+        assert "vedette " + " ".join(args) in readme, args
 
 
 def test_poll_search_feeds_alerts_backtest_explain(httpserver: HTTPServer, tmp_path: Path) -> None:
