@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn, cast
+from urllib.parse import urlsplit
 
 import click
 
@@ -255,7 +256,9 @@ def feeds_add(options: Options, url: str, name: str | None, tags: tuple[str, ...
 
     if not re.match(r"^https?://\S+$", url):
         raise click.BadParameter(f"{url!r} is not an http(s) URL", param_hint="URL")
-    feed_name = name or re.sub(r"[^\w.\-]+", "-", url.split("://", 1)[1]).strip("-.")[:60]
+    parts = urlsplit(url)  # host and path only: the userinfo or query may hold a password
+    derived = re.sub(r"[^\w.\-]+", "-", f"{parts.hostname or ''}{parts.path}").strip("-.")[:60]
+    feed_name = name or derived
     try:
         check_feed_name(feed_name)  # the rule config files follow
     except ValueError as exc:

@@ -1,7 +1,8 @@
 """Fetch one feed URL: a conditional GET with a deadline, a size cap and per-host limits.
 
 The only module that imports httpx. It returns `FetchResult` (2xx) or `NotModified` (304) and
-raises `FetchError` for everything else; it never parses, stores or logs.
+raises `FetchError` for everything else; it never parses, stores or logs. URLs quoted in error
+messages have their passwords and tokens masked: the messages are stored and shown.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from http import HTTPStatus
 import httpx
 
 from daemon.errors import FetchError
+from daemon.logs import redact
 from daemon.models import FetchResult, NotModified
 
 DEFAULT_TIMEOUT_S = 20.0
@@ -81,7 +83,8 @@ class Fetcher:
     ) -> FetchResult | NotModified:
         """GET `url`, following up to MAX_REDIRECTS redirects, within `timeout_s` overall.
 
-        The deadline starts once a slot is free, so queueing behind other feeds does not count.
+        The deadline starts once a slot is free, so queueing behind other feeds does not count,
+        at the first hop or at a redirect's next one.
         Raises FetchError for transport failures, non-2xx/304 statuses and oversized bodies.
         """
         headers: dict[str, str] = {}
@@ -94,12 +97,16 @@ class Fetcher:
         permanent = True
         deadline: float | None = None
         started = 0.0
+        loop = asyncio.get_running_loop()
         async with self._slots:
             while True:
+                queued = loop.time()
                 async with self._host_slot(current.host):
                     if deadline is None:
-                        deadline = asyncio.get_running_loop().time() + timeout_s
+                        deadline = loop.time() + timeout_s
                         started = time.monotonic()
+                    else:  # each redirect hop queues for a slot again; that wait does not count
+                        deadline += loop.time() - queued
                     try:
                         async with asyncio.timeout_at(deadline):
                             response, body = await self._exchange(
@@ -117,6 +124,15 @@ class Fetcher:
         moved = final if permanent and final != visited[0] else None
         new_etag = response.headers.get("etag")
         new_modified = response.headers.get("last-modified")
+        if status == 304 and not headers:
+            # RFC 9110 §15.4.5: 304 answers a conditional request only. Taking it as "no
+            # change" would leave the feed "ok" with no articles, forever (issue #8).
+            raise FetchError(
+                url,
+                "HTTP 304 Not Modified to a request without validators (no ETag or "
+                "Last-Modified was sent); the server or a cache in front of it is misbehaving",
+                status=304,
+            )
         if status == 304:  # RFC 9110 §15.4.5: a 304 may carry updated validators
             return NotModified(
                 url=final,
@@ -252,10 +268,10 @@ def _parse_url(feed_url: str, url: str | httpx.URL) -> httpx.URL:
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:
-        raise FetchError(feed_url, f"invalid URL {str(url)!r}: {exc}", retryable=False) from exc
+        raise FetchError(feed_url, f"invalid URL {_shown(url)!r}: {exc}", retryable=False) from exc
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise FetchError(
-            feed_url, f"unsupported URL {str(url)!r}: use http:// or https://", retryable=False
+            feed_url, f"unsupported URL {_shown(url)!r}: use http:// or https://", retryable=False
         )
     return parsed
 
@@ -268,14 +284,14 @@ def _next_hop(feed_url: str, response: httpx.Response, visited: list[str]) -> ht
     try:
         target = _parse_url(feed_url, response.url.join(location))
     except httpx.InvalidURL as exc:
-        raise FetchError(feed_url, f"invalid redirect Location {location!r}") from exc
+        raise FetchError(feed_url, f"invalid redirect Location {_shown(location)!r}") from exc
     if str(target) in visited:
-        chain = " -> ".join([*visited[visited.index(str(target)) :], str(target)])
+        chain = " -> ".join(map(_shown, [*visited[visited.index(str(target)) :], str(target)]))
         raise FetchError(feed_url, f"redirect loop: {chain}", retryable=False)
     if len(visited) > MAX_REDIRECTS:
         raise FetchError(
             feed_url,
-            f"too many redirects (more than {MAX_REDIRECTS}) starting at {visited[0]}",
+            f"too many redirects (more than {MAX_REDIRECTS}) starting at {_shown(visited[0])}",
             retryable=False,
         )
     visited.append(str(target))
@@ -291,7 +307,7 @@ def _status_error(feed_url: str, response: httpx.Response, *, redirected: bool) 
         reason = response.reason_phrase
     message = f"HTTP {status} {reason}".rstrip()
     if redirected:
-        message += f" from {response.url} (after redirects)"
+        message += f" from {_shown(response.url)} (after redirects)"
     retry_after = parse_retry_after(response.headers.get("retry-after"), datetime.now(UTC))
     if retry_after is not None:
         message += f" (retry after {retry_after:g}s)"
@@ -307,7 +323,7 @@ def _transport_error(
     """Turn an httpx/httpcore failure into one readable sentence naming the host."""
     host = url.host
     if isinstance(exc, httpx.UnsupportedProtocol):
-        return FetchError(feed_url, f"unsupported URL {str(url)!r}: {exc}", retryable=False)
+        return FetchError(feed_url, f"unsupported URL {_shown(url)!r}: {exc}", retryable=False)
     if isinstance(exc, httpx.ConnectTimeout):
         return FetchError(feed_url, f"connect to {host} timed out after {timeout_s:g}s")
     if isinstance(exc, httpx.TimeoutException):
@@ -347,6 +363,11 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         stack.extend(e for e in (current.__cause__, current.__context__) if e is not None)
         if isinstance(current, BaseExceptionGroup):
             stack.extend(current.exceptions)
+
+
+def _shown(url: str | httpx.URL) -> str:
+    """A URL for an error message: password and secret query parameters masked."""
+    return redact(str(url))
 
 
 def _too_big(feed_url: str, cap: int, detail: str) -> FetchError:

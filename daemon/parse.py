@@ -9,6 +9,7 @@ as `ParseError(url, reason)`.
 from __future__ import annotations
 
 import calendar
+import codecs
 import hashlib
 import io
 import re
@@ -52,6 +53,14 @@ _INLINE_SPACE = re.compile(r"[^\S\n]+")
 _ENTITY_DECL = re.compile(rb"""<!ENTITY\s+(%\s+)?([^\s%"']+)\s+(?:"([^"]*)"|'([^']*)')""")
 _NESTING = re.compile(rb"&(?!#)|&#0*38;|&#x0*26;|%", re.IGNORECASE)  # entity refs, "&#38;", PEs
 _HTML_START = re.compile(rb"\A\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)\b", re.I | re.S)
+_XML_DECLARED_ENCODING = re.compile(
+    rb"""\A(?:\xef\xbb\xbf)?\s*<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z][\w.:\-]*)["']"""
+)
+_CHAR_REF = re.compile(rb"&#(?:[xX]([0-9A-Fa-f]+)|([0-9]+));")
+_CHARSET_PARAM = re.compile(r";\s*charset\s*=\s*[\"']?([^\s;\"']+)[\"']?", re.I)
+# What web servers send when nobody configured a charset (Apache's AddDefaultCharset, RFC 2616's
+# text/* default). Against an XML declaration naming another encoding, the declaration is right.
+_SERVER_DEFAULT_CHARSETS = frozenset({"iso8859-1", "ascii"})  # codecs.lookup() names
 
 
 def parse_feed(
@@ -74,6 +83,8 @@ def parse_feed(
     response_headers = {name.lower(): value for name, value in headers.items()}
     response_headers.setdefault("content-type", "application/xml")
     response_headers.pop("content-location", None)
+    _prefer_declared_encoding(content, response_headers)
+    content = _repair_char_refs(content)
     try:
         _refuse_entity_bombs(content, response_headers, url)
         result = feedparser.parse(
@@ -165,6 +176,63 @@ def _clean_line(text: str) -> str:
     return _clean_lines(text).replace("\n", " ")
 
 
+def _repair_char_refs(content: bytes) -> bytes:
+    """Rewrite character references that crash feedparser's fallback parser, which would lose
+    every item of the feed: a UTF-16 surrogate pair written as two references (`&#55357;&#56832;`,
+    how some CMSs write emoji) becomes the character it encodes; a lone surrogate, a value past
+    U+10FFFF or an absurdly long number becomes U+FFFD. Others are kept as written."""
+    if b"&#" not in content:
+        return content
+    refs = list(_CHAR_REF.finditer(content))
+    values = [_char_ref_value(m) for m in refs]
+    if all(v < 0xD800 or 0xDFFF < v <= 0x10FFFF for v in values):
+        return content
+    out, pos, i = [], 0, 0
+    while i < len(refs):
+        ref, value = refs[i], values[i]
+        adjacent = i + 1 < len(refs) and refs[i + 1].start() == ref.end()
+        if 0xD800 <= value <= 0xDBFF and adjacent and 0xDC00 <= values[i + 1] <= 0xDFFF:
+            code = 0x10000 + ((value - 0xD800) << 10) + (values[i + 1] - 0xDC00)
+            out += [content[pos : ref.start()], b"&#%d;" % code]
+            pos, i = refs[i + 1].end(), i + 2
+            continue
+        if 0xD800 <= value <= 0xDFFF or value > 0x10FFFF:
+            out += [content[pos : ref.start()], b"&#65533;"]
+            pos = ref.end()
+        i += 1
+    out.append(content[pos:])
+    return b"".join(out)
+
+
+def _char_ref_value(ref: re.Match[bytes]) -> int:
+    digits = ref[1] or ref[2]
+    if len(digits.lstrip(b"0")) > 8:
+        return 0x110000  # past Unicode, whatever its length (and int() refuses 4,300+ digits)
+    return int(digits, 16) if ref[1] else int(digits)
+
+
+def _prefer_declared_encoding(content: bytes, headers: dict[str, str]) -> None:
+    """Let `<?xml encoding="windows-1251"?>` win over a server's default ISO-8859-1/US-ASCII.
+
+    feedparser follows RFC 3023, where the HTTP charset always wins, and ISO-8859-1 never fails
+    to decode: a Cyrillic feed behind such a default would be stored as mojibake ("Áàõìóò"),
+    silently. A charset the server chose on purpose (anything else) is left alone.
+    """
+    content_type = headers.get("content-type", "")
+    charset = _CHARSET_PARAM.search(content_type)
+    declared = _XML_DECLARED_ENCODING.match(content[:512])
+    if charset is None or declared is None:
+        return
+    try:
+        sent = codecs.lookup(charset.group(1)).name
+        wanted = codecs.lookup(declared.group(1).decode("ascii")).name
+    except LookupError:
+        return
+    if sent in _SERVER_DEFAULT_CHARSETS and wanted != sent:
+        replacement = f"; charset={declared.group(1).decode('ascii')}"
+        headers["content-type"] = _CHARSET_PARAM.sub(replacement, content_type, count=1)
+
+
 def _refuse_entity_bombs(content: bytes, headers: dict[str, str], url: str) -> None:
     """Refuse nested or parameter entities, and entities expanding past the limit.
 
@@ -207,9 +275,10 @@ def _to_parsed_feed(
         if not _get(result, "version") or (bozo_exc is not None and not soft):
             raise ParseError(url, _not_a_feed(reason, headers, content))
     articles: dict[str, Article] = {}
+    base = _link_base(url)
     for entry in entries:
         if isinstance(entry, dict):
-            article = _to_article(entry, url, fetched_at)
+            article = _to_article(entry, base, fetched_at)
             articles.setdefault(article.entry_id, article)  # a repeated id: the first one wins
     feed = _get(result, "feed")
     title = _detail_text(feed, "title") if isinstance(feed, dict) else ""
@@ -258,6 +327,15 @@ def _to_article(entry: dict[str, Any], feed_url: str, fetched_at: datetime) -> A
         published=_published(entry, fetched_at),
         content_hash=_sha256(title, summary, content, link),
     )
+
+
+def _link_base(feed_url: str) -> str:
+    """The feed URL without its credentials, to resolve relative links against: a password in
+    the feed URL must not spread into stored article links and alerts (issue #8)."""
+    parts = urlsplit(feed_url)
+    if "@" not in parts.netloc:
+        return feed_url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def _link(entry: dict[str, Any], feed_url: str) -> str:

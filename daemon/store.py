@@ -73,8 +73,6 @@ class Store:
             db.execute("PRAGMA foreign_keys=ON")
             store = cls(db, clock, path=path)
             store.migrate()
-        except StoreError as exc:
-            raise StoreError(f"cannot open database: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: cannot open database ({exc}); {_fix_for(exc)}") from exc
         except OSError as exc:
@@ -113,7 +111,7 @@ class Store:
         another process to finish: in WAL mode a deferred BEGIN that reads first cannot wait
         for the lock later and fails at once with "database is locked" (issue #8).
         """
-        with self.errors():
+        with self._errors():
             if self.db.conn.in_transaction:
                 with self.db.atomic():
                     yield self.db
@@ -127,7 +125,7 @@ class Store:
                 raise
 
     @contextmanager
-    def errors(self) -> Iterator[None]:
+    def _errors(self) -> Iterator[None]:
         """Turn SQLite failures into StoreError with the file and the fix."""
         try:
             yield
@@ -192,7 +190,7 @@ class Store:
         return [_row_to_feed(r) for r in self.db["feeds"].rows_where("active = 1", order_by="id")]
 
     def feed_state(self, name: str) -> FeedState:
-        with self.errors():
+        with self._errors():
             rows = list(self.db["feeds"].rows_where("name = ?", [name]))
         if not rows:
             raise StoreError(f"no feed named {name!r}; `vedette feeds list` shows them")
@@ -267,7 +265,7 @@ class Store:
 
     def _update_feed(self, name: str, values: Mapping[str, Any]) -> None:
         sets = ", ".join(f"{key} = ?" for key in values)
-        with self.errors():
+        with self._errors():
             self.db.execute(f"UPDATE feeds SET {sets} WHERE name = ?", [*values.values(), name])
 
     # --- articles ----------------------------------------------------------------------------
@@ -312,11 +310,13 @@ class Store:
                 if article.content_hash in stored_hashes:
                     continue
                 stored_hashes.add(article.content_hash)
-                row_id = self.db.table("articles").insert(row | {"fetched": fetched_iso}).last_rowid
+                # Plain SQL: Table.insert re-inspects the table on every call, which cost
+                # a fifth of a cold poll (bench/RESULTS.md).
+                row_id = self.db.execute(_INSERT_ARTICLE, [*row.values(), fetched_iso]).lastrowid
                 assert row_id is not None
                 changed.append((StoredArticle(row_id, feed, article, fetched), True))
             elif previous[1] != article.content_hash:
-                self.db.table("articles").update(previous[0], row | {"updated": fetched_iso})
+                self.db.execute(_UPDATE_ARTICLE, [*row.values(), fetched_iso, previous[0]])
                 changed.append((StoredArticle(previous[0], feed, article, fetched), False))
         return changed
 
@@ -324,7 +324,7 @@ class Store:
         return int(self.db.execute("SELECT count(*) FROM articles").fetchone()[0])
 
     def has_articles(self, feed: str) -> bool:
-        with self.errors():
+        with self._errors():
             row = self.db.execute("SELECT 1 FROM articles WHERE feed = ? LIMIT 1", [feed])
             return row.fetchone() is not None
 
@@ -676,6 +676,18 @@ def _row_to_state(row: Mapping[str, Any]) -> FeedState:
         next_poll=from_iso(row["next_poll"]),
         last_polled=from_iso(row["last_polled"]),
     )
+
+
+_ARTICLE_COLUMNS: tuple[str, ...] = ("feed", "entry_id", "url", "title", "summary", "content")
+_ARTICLE_COLUMNS += ("author", "published", "hash")  # the order of _article_row's values
+_INSERT_ARTICLE = (
+    f"INSERT INTO articles ({', '.join(_ARTICLE_COLUMNS)}, fetched)"
+    f" VALUES ({', '.join('?' * (len(_ARTICLE_COLUMNS) + 1))})"
+)
+_UPDATE_ARTICLE = (
+    f"UPDATE articles SET {', '.join(f'{c} = ?' for c in _ARTICLE_COLUMNS)}, updated = ?"
+    " WHERE id = ?"
+)
 
 
 def _article_row(feed: str, article: Article) -> dict[str, Any]:

@@ -30,6 +30,14 @@ _UNIFY_MAP = {**dict.fromkeys(APOSTROPHES, "'"), **dict.fromkeys(DASHES, "-")}
 _UNIFY = str.maketrans(_UNIFY_MAP)
 _UNIFY_RE = re.compile(f"[{APOSTROPHES}{DASHES}]")
 _SPACE_RE = re.compile(r"\s+")
+# Invisible format characters (Unicode's Default_Ignorable_Code_Point, less the Hangul fillers,
+# which are letters): soft hyphen, zero-width space and joiners, bidi marks and overrides, word
+# joiner, BOM, variation selectors, tags. A reader sees nothing, so they never split a word:
+# "Бах\u200bмут" is Бахмут (issue #8). Both views below drop them, keeping offsets.
+_IGNORABLE_RE = re.compile(
+    "[\u00ad\u034f\u061c\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufe00-\ufe0f"
+    "\ufeff\U000e0000-\U000e0fff]"
+)
 
 # Folds that merge Ukrainian and Russian spellings (and drop signs) in the skeleton.
 CYRILLIC_FOLD = {"ё": "е", "є": "е", "э": "е", "і": "и", "ї": "и", "й": "и", "ы": "и", "ґ": "г"}
@@ -49,14 +57,23 @@ _BLOCK_RE = re.compile(rf"(?:{_BLOCK_TAGS})$", re.I)
 
 
 def normalize(text: str) -> str:
-    """NFKC, casefold, apostrophes to "'", dashes to "-", whitespace runs to one space."""
-    out = unicodedata.normalize("NFKC", text)
+    """NFKC, casefold, apostrophes to "'", dashes to "-", whitespace runs to one space;
+    invisible format characters (zero-width, bidi, soft hyphen) dropped."""
+    out = unicodedata.normalize("NFKC", _drop_ignorable(text))
     while True:  # casefold can leave non-NFKC text behind; a fixpoint keeps this idempotent
         folded = unicodedata.normalize("NFKC", out.casefold())
         if folded == out:
             break
         out = folded
     return _SPACE_RE.sub(" ", out.translate(_UNIFY)).strip()
+
+
+def _has_ignorable(text: str) -> bool:
+    return not text.isascii() and _IGNORABLE_RE.search(text) is not None  # isascii() is O(1)
+
+
+def _drop_ignorable(text: str) -> str:
+    return _IGNORABLE_RE.sub("", text) if _has_ignorable(text) else text
 
 
 def _markup_text(m: re.Match[str]) -> str:
@@ -131,8 +148,8 @@ def _extra_char(ch: str) -> str:
         return "'"
     if ch in DASHES:
         return "-"
-    if unicodedata.combining(ch):
-        return "\x00"  # stress marks and other combining marks are dropped
+    if unicodedata.combining(ch) or _IGNORABLE_RE.match(ch):
+        return "\x00"  # stress marks, other combining marks and invisible characters: dropped
     if ch.isspace():
         return " "
     base = unicodedata.normalize("NFD", ch)[0]
@@ -154,7 +171,8 @@ def _prepare_slow(text: str) -> tuple[str, list[int], list[int]]:
 
     def emit_text(segment: str, offset: int) -> None:
         folded = segment.casefold()
-        if unicodedata.is_normalized("NFKC", segment) and len(folded) == len(segment):
+        plain = unicodedata.is_normalized("NFKC", segment) and not _has_ignorable(segment)
+        if plain and len(folded) == len(segment):
             out.append(folded)  # the common case: one char in, one char out
             starts.extend(range(offset, offset + len(segment)))
             ends.extend(range(offset + 1, offset + len(segment) + 1))
@@ -164,13 +182,13 @@ def _prepare_slow(text: str) -> tuple[str, list[int], list[int]]:
             j = i + 1
             while j < len(segment) and unicodedata.combining(segment[j]):
                 j += 1
-            emit(normalize_cluster(segment[i:j]), offset + i, offset + j)
+            emit(normalize_cluster(_drop_ignorable(segment[i:j])), offset + i, offset + j)
             i = j
 
     pos = 0
     for m in _MARKUP_RE.finditer(text) if "<" in text or "&" in text else ():
         emit_text(text[pos : m.start()], pos)
-        emit(normalize_cluster(_markup_text(m)), m.start(), m.end())
+        emit(normalize_cluster(_drop_ignorable(_markup_text(m))), m.start(), m.end())
         pos = m.end()
     emit_text(text[pos:], pos)
     return "".join(out), starts, ends
@@ -310,7 +328,7 @@ def _has_markup(text: str) -> bool:
 
 def prepare(text: str) -> tuple[str, list[int] | None, list[int] | None]:
     """HTML-free NFKC text plus its map to `text` (None when it is `text` itself)."""
-    if _has_markup(text) or not unicodedata.is_normalized("NFKC", text):
+    if _has_markup(text) or not unicodedata.is_normalized("NFKC", text) or _has_ignorable(text):
         return _prepare_slow(text)
     return text, None, None
 

@@ -1,7 +1,9 @@
 """Loads YAML safely and remembers the line of every key, so errors can say `file:line`.
 
-The only module importing PyYAML. Hostile files are bounded: size and nesting depth are capped,
-and only the safe loader is used (no Python objects, no tags beyond plain YAML).
+The only module importing PyYAML. Hostile files are bounded: size and nesting depth are capped
+(depth while composing, before PyYAML's recursion could overflow the stack), what aliases may
+expand to is capped (a "billion laughs" of anchors), and only the safe loader is used (no Python
+objects, no tags beyond plain YAML).
 """
 
 from __future__ import annotations
@@ -14,8 +16,43 @@ from daemon.errors import ConfigError
 
 MAX_YAML_BYTES = 2_000_000
 MAX_DEPTH = 32
+# Nodes that aliases may add when expanded: ample for anchors reused by hand, while nine levels
+# of nine aliases each (a 250-byte file) would otherwise expand to 387 million nodes.
+MAX_ALIAS_NODES = 10_000
 
 LineMap = dict[str, int]
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader, refusing deep nesting while composing: PyYAML composes recursively, so
+    a 2 KB file of 1,000 `[` would otherwise escape as RecursionError instead of a ConfigError."""
+
+    def __init__(self, text: str, source: str) -> None:
+        super().__init__(text)
+        self.source = source
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH + 1:  # the root is depth 1, as in _build's count
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise ConfigError(
+                    f"nesting deeper than {MAX_DEPTH} levels",
+                    file=self.source,
+                    line=event.start_mark.line + 1,
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+class _Budget:
+    """Counts nodes visited again through an alias (see MAX_ALIAS_NODES)."""
+
+    def __init__(self) -> None:
+        self.seen: set[int] = set()
+        self.aliased = 0
 
 
 def load_yaml(text: str, *, source: str) -> tuple[Any, LineMap]:
@@ -28,13 +65,13 @@ def load_yaml(text: str, *, source: str) -> tuple[Any, LineMap]:
         raise ConfigError(
             f"file is larger than {MAX_YAML_BYTES // 1_000_000} MB; split it", file=source
         )
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text, source)
     try:
         node = loader.get_single_node()
         lines: LineMap = {}
         if node is None:
             return None, lines
-        return _build(loader, node, "", lines, 0, source), lines
+        return _build(loader, node, "", lines, 0, source, _Budget()), lines
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -47,7 +84,13 @@ def load_yaml(text: str, *, source: str) -> tuple[Any, LineMap]:
 
 
 def _build(
-    loader: yaml.SafeLoader, node: yaml.Node, path: str, lines: LineMap, depth: int, source: str
+    loader: yaml.SafeLoader,
+    node: yaml.Node,
+    path: str,
+    lines: LineMap,
+    depth: int,
+    source: str,
+    budget: _Budget,
 ) -> Any:
     if depth > MAX_DEPTH:
         raise ConfigError(
@@ -56,6 +99,18 @@ def _build(
             line=node.start_mark.line + 1,
             key=path,
         )
+    if id(node) in budget.seen:  # reached again: through an alias
+        budget.aliased += 1
+        if budget.aliased > MAX_ALIAS_NODES:
+            raise ConfigError(
+                f"aliases (*name) expand to more than {MAX_ALIAS_NODES:,} values (a YAML alias "
+                "bomb?); write the values out instead of repeating anchors",
+                file=source,
+                line=node.start_mark.line + 1,
+                key=path,
+            )
+    else:
+        budget.seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
@@ -66,14 +121,14 @@ def _build(
                 )
             key_path = f"{path}.{key}" if path else str(key)
             lines[key_path] = key_node.start_mark.line + 1
-            result[key] = _build(loader, value_node, key_path, lines, depth + 1, source)
+            result[key] = _build(loader, value_node, key_path, lines, depth + 1, source, budget)
         return result
     if isinstance(node, yaml.SequenceNode):
         items = []
         for index, item_node in enumerate(node.value):
             item_path = f"{path}[{index}]"
             lines[item_path] = item_node.start_mark.line + 1
-            items.append(_build(loader, item_node, item_path, lines, depth + 1, source))
+            items.append(_build(loader, item_node, item_path, lines, depth + 1, source, budget))
         return items
     return loader.construct_object(node, deep=True)
 

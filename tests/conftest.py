@@ -22,3 +22,15 @@ def forget_registered_secrets() -> None:
     from daemon import logs
 
     logs._registered_secrets.clear()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`soak` tests (long fault and load runs) only run when selected: `pytest -m soak`. Each
+    has a bounded, shorter form that runs with the rest of the suite."""
+    expression = str(config.getoption("-m") or "")
+    if "soak" in expression and "not soak" not in expression:
+        return
+    skip = pytest.mark.skip(reason="long-running: select it with `pytest -m soak`")
+    for item in items:
+        if "soak" in item.keywords:
+            item.add_marker(skip)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -131,3 +133,84 @@ def write_config(
         encoding="utf-8",
     )
     return config
+
+
+RawHandler = Callable[[socket.socket, threading.Event], None]
+
+
+class RawHTTPServer:
+    """A loopback TCP server for peers that misbehave below HTTP: it reads the request head and
+    hands the connection to the handler registered for the request path (404 otherwise).
+
+    Handlers that hang wait on `stop`, which `close()` sets, so nothing ever sleeps. Each request
+    path is counted in `hits`.
+    """
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.routes: dict[str, RawHandler] = {}
+        self.hits: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self.port: int = self._listener.getsockname()[1]
+        self._threads: list[threading.Thread] = []
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            with self._lock:
+                self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        conn.settimeout(10)
+        with conn, contextlib.suppress(OSError):  # clients hang up first, by design
+            head = b""
+            while b"\r\n\r\n" not in head:
+                data = conn.recv(4096)
+                if not data:
+                    return
+                head += data
+            parts = head.split(b"\r\n", 1)[0].split()
+            path = parts[1].decode("latin-1") if len(parts) > 1 else "/"
+            with self._lock:
+                self.hits[path] = self.hits.get(path, 0) + 1
+            handler = self.routes.get(path)
+            if handler is None:
+                conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                return
+            handler(conn, self.stop)
+
+    def close(self) -> None:
+        self.stop.set()
+        self._acceptor.join(timeout=2)
+        self._listener.close()
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(timeout=2)
+
+
+def respond(
+    body: bytes, *, status: str = "200 OK", headers: Sequence[tuple[str, str]] = ()
+) -> RawHandler:
+    """A raw handler sending one complete response and closing."""
+
+    def handler(conn: socket.socket, stop: threading.Event) -> None:
+        head = f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in headers)
+        conn.sendall(head.encode("latin-1") + b"\r\n" + body)
+
+    return handler
