@@ -123,6 +123,7 @@ class _ConfigFile(_Strict):
     feed_failing_after: Duration = 6 * 3600.0
     ops_tag: str | None = Field("ops", min_length=1)
     hedges: list[str] = []
+    parse_workers: int = Field(1, ge=0, le=8)
     defaults: _Defaults = Field(default_factory=_Defaults)
     concurrency: int = Field(16, ge=1, le=256)
     user_agent: str = "Vedette/{version} (+https://github.com/vedette-news/vedette)"
@@ -157,6 +158,7 @@ class Settings:
     opml: Path | None
     ops_tag: str | None = "ops"  # Apprise tag for "feed failing"/"recovered"; None: log only
     hedges: tuple[str, ...] = ()  # extra phrases that mark a report as unconfirmed
+    parse_workers: int = 1  # parser processes; 0 parses in a thread of the daemon
 
     def make_feed(self, name: str, url: str, tags: tuple[str, ...] = ()) -> Feed:
         """A feed with this config's defaults (for OPML and `feeds add`)."""
@@ -332,4 +334,5 @@ def _to_settings(model: _ConfigFile, path: Path) -> Settings:
         opml=resolve(model.opml) if model.opml else None,
         ops_tag=model.ops_tag,
         hedges=tuple(model.hedges),
+        parse_workers=model.parse_workers,
     )

@@ -46,6 +46,10 @@ class FeedError(VedetteError):
         self.message = message
         super().__init__(message)
 
+    def __reduce__(self) -> tuple[type[FeedError], tuple[str, str]]:
+        # Picklable with its two arguments: ParseError crosses from the parser process.
+        return (type(self), (self.url, self.message))
+
 
 class FetchError(FeedError):
     """The HTTP request failed. `retryable` is False for errors a retry will not fix soon."""

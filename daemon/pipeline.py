@@ -7,7 +7,6 @@ feed goes on, and a failing feed is retried forever, at most `MAX_BACKOFF_S` apa
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
@@ -22,10 +21,10 @@ from daemon.fetch import Fetcher
 from daemon.logs import redact
 from daemon.metrics import Metrics
 from daemon.models import Clock, Feed, FeedState, FetchResult, NotModified, ParsedFeed, utc_now
-from daemon.parse import parse_feed
 from daemon.store import Store
 from daemon.storybook import StoryBook
 from daemon.watchlists import WatchlistSet
+from daemon.workers import ParserPool
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +65,7 @@ class Pipeline:
         metrics: Metrics | None = None,
         clock: Clock = utc_now,
         rng: random.Random | None = None,
+        parser: ParserPool | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -74,6 +74,7 @@ class Pipeline:
         self.metrics = metrics
         self.clock = clock
         self.rng = rng or random.Random()
+        self.parser = parser or ParserPool(workers=0)
         self.storybook = StoryBook(store, clock=clock)
         self.alerts = AlertRecorder(
             store,
@@ -101,8 +102,8 @@ class Pipeline:
                 self.metrics.fetch_seconds.observe(time.monotonic() - started)
             if isinstance(result, NotModified):
                 return self._not_modified(feed, state, result)
-            parsed = await asyncio.to_thread(
-                parse_feed, result.content, result.headers, url=result.url, fetched_at=now
+            parsed = await self.parser.parse(
+                result.content, result.headers, url=result.url, fetched_at=now
             )
         except FeedError as exc:
             return self._failed(feed, state, exc, now)

@@ -29,6 +29,7 @@ from daemon.pipeline import Pipeline, PollOutcome
 from daemon.scheduler import Scheduler
 from daemon.store import Store
 from daemon.watchlists import WatchlistSet
+from daemon.workers import ParserPool
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class Runtime:
     watchlists: WatchlistSet
     notifier: Notifier
     metrics: Metrics = field(default_factory=Metrics)
+    parser: ParserPool = field(default_factory=ParserPool)
 
     @classmethod
     def open(
@@ -82,13 +84,22 @@ class Runtime:
         *,
         environ: Mapping[str, str] | None = None,
         console: TextIO | None = None,
+        check_integrity: bool = False,
     ) -> Runtime:
+        """Open the database and load watchlists. `check_integrity` reads every page first (the
+        daemon does, once): a damaged file is refused before anything is written to it."""
         notifier = build_notifier(settings, environ, console or sys.stdout)
         store = Store.open(settings.database)
+        if check_integrity:
+            try:
+                store.check_integrity()
+            except VedetteError:
+                store.close()
+                raise
         store.sync_feeds(configured_feeds(settings))
         watchlists = WatchlistSet(settings.watchlists_dir)
         watchlists.refresh()
-        return cls(settings, store, watchlists, notifier)
+        return cls(settings, store, watchlists, notifier, parser=ParserPool(settings.parse_workers))
 
     def fetcher(self) -> Fetcher:
         return Fetcher(
@@ -104,12 +115,14 @@ class Runtime:
             fetcher=fetcher,
             watchlists=self.watchlists,
             metrics=self.metrics,
+            parser=self.parser,
         )
 
     def outbox(self) -> Outbox:
         return Outbox(self.store, self.notifier, self.metrics)
 
     def close(self) -> None:
+        self.parser.close()
         self.store.close()
 
 
@@ -162,7 +175,8 @@ class Daemon:
             return 0
 
     async def run(self) -> int:
-        runtime = Runtime.open(load_settings(self.config_path, self.environ), environ=self.environ)
+        settings = load_settings(self.config_path, self.environ)
+        runtime = Runtime.open(settings, environ=self.environ, check_integrity=True)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stop.set)
