@@ -91,5 +91,5 @@ def setup_logging(*, log_format: str, verbosity: int, stream: TextIO | None = No
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
     quiet = logging.WARNING if verbosity < 2 else logging.INFO
-    for noisy in ("httpx", "httpcore", "apscheduler", "apprise", "asyncio"):
+    for noisy in ("httpx", "httpcore", "apscheduler", "apprise", "asyncio", "urllib3"):
         logging.getLogger(noisy).setLevel(quiet)

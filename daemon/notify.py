@@ -79,9 +79,21 @@ class AppriseNotifier:
                     f"not a valid Apprise URL: {redact(url)} (see Apprise's URL list)",
                     key=f"apprise_urls[{index}]",
                 )
+        # A target's name is its privacy URL with tokens redacted too (Apprise keeps a webhook's
+        # path token), numbered when two targets would read the same. Names reach the
+        # delivery log and the logs, so they must never carry a secret.
         self._services: dict[str, Any] = {}
+        self._names: dict[str, str] = {}
         for service in self._apprise.find(tag=apprise.common.MATCH_ALL_TAG):
-            self._services.setdefault(service.url(privacy=True), service)
+            private = service.url(privacy=True)
+            if private in self._names:
+                continue
+            name = base = redact(private)
+            counter = 2
+            while name in self._services:
+                name, counter = f"{base}#{counter}", counter + 1
+            self._names[private] = name
+            self._services[name] = service
 
     def _load_config(self, path: Path, environ: Mapping[str, str] | None) -> None:
         try:
@@ -111,7 +123,7 @@ class AppriseNotifier:
 
     def targets_for(self, tags: Sequence[str]) -> list[str]:
         selected = self._apprise.find(tag=list(tags)) if tags else self._apprise.find()
-        return list(dict.fromkeys(service.url(privacy=True) for service in selected))
+        return list(dict.fromkeys(self._names[service.url(privacy=True)] for service in selected))
 
     def tagged_targets(self, tags: Sequence[str]) -> list[str]:
         return self.targets_for(tags) if tags else []

@@ -250,7 +250,7 @@ def test_notify_test_reports_each_target(tmp_path: Path, hook: Hook) -> None:
     assert result.exit_code == 1, result.output
     lines = [line for line in result.output.splitlines() if line.startswith(("ok", "FAILED"))]
     assert len(lines) == 2 and lines[0].startswith("ok     json://127.0.0.1:")
-    assert lines[1].startswith("FAILED json://user:****@127.0.0.1:")
+    assert lines[1].startswith("FAILED json://user:***@127.0.0.1:")
     assert "pa55-s3cret" not in result.output
     result = CliRunner().invoke(main, ["--config", str(config), "notify-test", "--tag", "ops"])
     assert result.exit_code == 0 and len(result.output.splitlines()) == 1

@@ -264,12 +264,6 @@ def test_daemon_stderr_metrics_and_health_carry_no_secret(
     assert leaks(json.dumps(receiver.received(), ensure_ascii=False)) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="delivery side (issue #8 part B): notify.py names a target by Apprise's privacy URL, "
-    "which keeps a json:// webhook's path token; it reaches deliveries.channel and the raw "
-    "alert_retry/alert_sent log records (the log formatter masks it)",
-)
 async def test_delivery_side_hides_webhook_path_tokens(
     planted: Path, receiver: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
