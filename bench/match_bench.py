@@ -2,21 +2,28 @@
 
     .venv/bin/python bench/match_bench.py            # ~20 MB corpus
     .venv/bin/python bench/match_bench.py --quick    # ~2 MB corpus
+    .venv/bin/python bench/match_bench.py --json --runs 5   # one JSON object a line, every run
 
 Prints one line per watchlist size (100 / 1,000 / 10,000 terms): MB/s of UTF-8 article text,
-median of 3 runs. Everything is generated from a fixed seed, so runs are comparable.
+median of `--runs` runs (3 by default). Everything is generated from a fixed seed, so runs are
+comparable. `bench/run.py` runs it for its `match` scenario.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
 import statistics
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# run.py --src points this at a copy of the package under test
+sys.path.insert(
+    0, os.environ.get("BENCH_DAEMON_SRC") or str(Path(__file__).resolve().parent.parent)
+)
 
 from daemon.match import compile_watchlists
 from daemon.models import TermSpec, Watchlist
@@ -98,7 +105,7 @@ def make_corpus(rng: random.Random, total_bytes: int) -> list[dict[str, str]]:
     return corpus
 
 
-def run(total_bytes: int) -> None:
+def run(total_bytes: int, *, runs: int = 3, as_json: bool = False) -> None:
     rng = random.Random(SEED)
     corpus = make_corpus(rng, total_bytes)
     mb = sum(len(v.encode()) for a in corpus for v in a.values()) / 1e6
@@ -109,10 +116,16 @@ def run(total_bytes: int) -> None:
         compile_s = time.perf_counter() - started
         rates = []
         matches = 0
-        for _ in range(3):
+        for _ in range(runs):
             started = time.perf_counter()
             matches = sum(len(matcher.match(a, feed_name="bench")) for a in corpus)
             rates.append(mb / (time.perf_counter() - started))
+        if as_json:
+            row = {"terms": n_terms, "corpus_mb": round(mb, 2), "articles": len(corpus),
+                   "compile_s": round(compile_s, 3), "matches": matches,
+                   "mb_per_s": [round(r, 2) for r in rates]}  # fmt: skip
+            print(json.dumps(row), flush=True)
+            continue
         print(
             f"terms={n_terms:>6} corpus={mb:.1f}MB articles={len(corpus)} "
             f"compile={compile_s:.2f}s matches={matches} "
@@ -123,8 +136,10 @@ def run(total_bytes: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 MB corpus instead of 20 MB")
+    parser.add_argument("--runs", type=int, default=3, help="timed passes per watchlist size")
+    parser.add_argument("--json", action="store_true", help="one JSON object a line, every run")
     args = parser.parse_args()
-    run(2_000_000 if args.quick else 20_000_000)
+    run(2_000_000 if args.quick else 20_000_000, runs=max(1, args.runs), as_json=args.json)
 
 
 if __name__ == "__main__":
