@@ -34,6 +34,11 @@ class LoopbackServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 256  # 16+ keep-alive clients connect at once on a cold poll
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client closing its keep-alive connection is normal; anything else is printed."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 class JsonHandler(BaseHTTPRequestHandler):
     """HTTP/1.1 (keep-alive) handler with quiet logs and a JSON helper."""
