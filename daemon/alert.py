@@ -1,8 +1,8 @@
 """Turns matches into outbox alerts: one per (watchlist, story), with the payload the message is
 rendered from, the "unconfirmed" label, and the retry and expiry policy. Pure.
 
-A story is keyed by the article's canonical URL (so the same report syndicated by several feeds
-alerts once per watchlist); articles without a link fall back to feed + entry id.
+Stories (the same report carried by several feeds) come from `storybook.py`; their outbox key
+is `story:<id>`, with follow-ups keyed per window.
 """
 
 from __future__ import annotations
@@ -78,11 +78,6 @@ def is_unconfirmed(fields: Mapping[str, str], hedges: re.Pattern[str] = DEFAULT_
     """True when the title or summary carries a hedge ("claims", "не підтверджено", …)."""
     text = normalize(" ".join((fields.get("title", ""), fields.get("summary", ""))))
     return hedges.search(text) is not None
-
-
-def story_key(stored: StoredArticle) -> str:
-    article = stored.article
-    return f"url:{article.url}" if article.url else f"entry:{stored.feed}:{article.entry_id}"
 
 
 FOLLOWUP_WINDOW_S = 3600.0  # at most one "also reported by" follow-up per story and hour
