@@ -18,7 +18,8 @@ OWNERS = {
     "ahocorasick": "match.py",
     "prometheus_client": "metrics.py",
 }
-PURE = ("match.py", "text.py", "parse.py", "render.py", "alert.py")
+PURE = ("match.py", "rules.py", "text.py", "translit.py", "inflect.py", "parse.py", "render.py")
+PURE += ("alert.py", "stories.py", "digest.py", "templates.py")
 IMPURE_MODULES = {
     "os",
     "socket",
