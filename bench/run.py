@@ -91,6 +91,7 @@ class Plan:
     python: str
     keep: bool
     src: Path
+    config_lines: list[str]
 
 
 # --- small helpers -----------------------------------------------------------------------------
@@ -252,6 +253,7 @@ def write_vedette_config(
     apprise_urls: Sequence[str] = (),
     interval: str = "10m",
     jitter: str = "30s",
+    extra: Sequence[str] = (),
 ) -> Path:
     """A config in `workdir` (JSON is YAML): every feed on the farm's one loopback host, so
     per_host is raised to `concurrency` (1,000 real feeds sit on hundreds of hosts)."""
@@ -265,6 +267,7 @@ def write_vedette_config(
         f"defaults: {{interval: {interval}, jitter: {jitter}, timeout: 20s, per_host: 16}}",
         "concurrency: 16",
         "http: null",
+        *extra,
         "feeds:",
     ]
     lines += [f"  - {{name: {f['name']}, url: {q(f['url'])}, tags: [{f['lang']}]}}" for f in feeds]
@@ -382,7 +385,9 @@ def poll_scenarios(bench: Bench, feeds: list[dict[str, Any]]) -> None:
             bench.farm.get("/reset")
             workdir = bench.workdir / f"{tool}-run{run}"
             if tool == VEDETTE:
-                config = write_vedette_config(workdir, feeds, watchlists=BENCH / "watchlists")
+                config = write_vedette_config(
+                    workdir, feeds, watchlists=BENCH / "watchlists", extra=plan.config_lines
+                )
                 cmd = vedette_cmd(plan, config, "poll")
             else:
                 cmd = peers.SETUPS[tool](workdir, feed_pairs)
@@ -478,12 +483,13 @@ def alerts_scenario(bench: Bench, feeds: list[dict[str, Any]]) -> None:
                 watchlists=BENCH / "watchlists-alerts",
                 alert_backlog="all",
                 apprise_urls=[f"json://{host_port}/alerts"],
+                extra=plan.config_lines,
             )
             log(
                 f"run {run + 1}/{plan.runs}: alerts: queueing ~{items} alerts ({len(chosen)} feeds)"
             )
             _, setup = bench.measure(vedette_cmd(plan, config, "poll"), workdir, "queue")
-            queued = poll_summary(workdir / "queue.out").get("queued", 0)
+            queued = count_rows(workdir / "vedette.db", "alerts") or 0  # the whole outbox
             sink.get("/accept")
             sink.get("/stats?reset=1")
             _, record = bench.measure(
@@ -536,8 +542,9 @@ def daemon_scenario(bench: Bench, feeds: list[dict[str, Any]]) -> None:
     workdir = bench.workdir / "daemon"
     interval = f"{plan.daemon_interval_s:g}s"
     config = write_vedette_config(
-        workdir, feeds, watchlists=BENCH / "watchlists", interval=interval, jitter="2s"
-    )
+        workdir, feeds, watchlists=BENCH / "watchlists", interval=interval, jitter="2s",
+        extra=plan.config_lines,
+    )  # fmt: skip
     log(f"daemon: vedette run, {len(feeds)} feeds, interval {interval}, for {plan.daemon_s:g}s")
     samples: list[tuple[float, float, int]] = []  # (t, tree RSS MB, farm feed requests)
     busy, farm_cpu = system_busy_s(), cpu_seconds(bench.farm.process.pid)
@@ -666,7 +673,8 @@ def report(results: dict[str, Any]) -> list[str]:
     if "alerts" in results:
         a = results["alerts"]
         lines.append(
-            f"alerts   {a['alerts']} alerts via json:// : {fmt(a['alerts_per_s'])} alerts/s "
+            f"alerts   {a['alerts']} articles' alerts via json:// : {fmt(a['alerts_per_s'])} "
+            "alerts/s "
             f"(`alerts retry` wall {fmt(a['wall_s'])} s, receiver-side "
             f"{fmt(a['receiver_alerts_per_s'])}/s)"
         )
@@ -731,9 +739,12 @@ def report_markdown(document: dict[str, Any]) -> list[str]:
             lines.append(f"| {row['terms']:,} | {fmt_md(row['mb_per_s'])} | {row['compile_s']} |")
     if "alerts" in results:
         a = results["alerts"]
+        delivered = statistics.median([r["delivered"] for r in a["runs"]] or [0])
         lines += [
             "",
-            f"alerts: {a['alerts']:,} alerts through json:// — {fmt_md(a['alerts_per_s'])} "
+            f"alerts: {a['alerts']:,} matching articles from {a['feeds']} feeds, "
+            f"{delivered:,.0f} alerts (one per story) delivered through json:// — "
+            f"{fmt_md(a['alerts_per_s'])} "
             f"alerts/s for the whole `vedette alerts retry` (wall {fmt_md(a['wall_s'])} s, "
             f"CPU {fmt_md(a['cpu_s'])} s, peak RSS {fmt_md(a['peak_rss_mb'], 0)} MB); the "
             f"receiver saw {fmt_md(a['receiver_alerts_per_s'])} alerts/s between its first "
@@ -835,6 +846,13 @@ def parse_args(argv: Sequence[str] | None) -> Plan:
     parser.add_argument("--out", type=Path, default=BENCH / "out" / "results.json")
     parser.add_argument("--keep", action="store_true", help="keep the temporary work folder")
     parser.add_argument(
+        "--config-line",
+        action="append",
+        metavar="YAML",
+        help="a top-level line added to every generated Vedette config, e.g. "
+        "'parse_workers: 0' (repeatable)",
+    )
+    parser.add_argument(
         "--report",
         metavar="RESULTS_JSON",
         help="only print the Markdown tables of an earlier results.json (given alone)",
@@ -870,6 +888,7 @@ def parse_args(argv: Sequence[str] | None) -> Plan:
         python=find_vedette_python(),
         keep=args.keep,
         src=args.src.resolve(),
+        config_lines=args.config_line or [],
     )
 
 

@@ -21,9 +21,9 @@ from daemon.errors import ParseError
 from daemon.models import ParsedFeed
 from daemon.parse import parse_feed
 
-# Replace the worker after this many feeds: the parser's heap only grows (fragmentation), so
-# a fresh worker keeps memory flat for the cost of a ~0.3 s start. (Not max_tasks_per_child,
-# which can hang ProcessPoolExecutor on Python 3.11.)
+# Replace the worker, once idle, after this many feeds: the parser's heap only grows, so a
+# fresh worker keeps memory flat for the cost of a ~0.3 s start. Only when idle, so two workers
+# never run at once. (Not max_tasks_per_child, which can hang ProcessPoolExecutor on 3.11.)
 MAX_FEEDS_PER_WORKER = 100
 
 
@@ -32,6 +32,7 @@ class ParserPool:
         self.workers = workers
         self._executor: ProcessPoolExecutor | None = None
         self._submitted = 0
+        self._in_flight = 0
 
     async def parse(
         self, content: bytes, headers: Mapping[str, str], *, url: str, fetched_at: datetime
@@ -40,15 +41,17 @@ class ParserPool:
         call = functools.partial(parse_feed, content, dict(headers), url=url, fetched_at=fetched_at)
         if self.workers <= 0:
             return await asyncio.to_thread(call)
+        rotate = self._submitted >= MAX_FEEDS_PER_WORKER and self._in_flight == 0
+        if self._executor is not None and rotate:
+            self._executor.shutdown(wait=False)
+            self._executor, self._submitted = None, 0
         if self._executor is None:
             # spawn, not fork: the daemon has threads and an event loop a fork would copy
             context = multiprocessing.get_context("spawn")
             self._executor = ProcessPoolExecutor(self.workers, mp_context=context)
         future = asyncio.get_running_loop().run_in_executor(self._executor, call)
         self._submitted += 1
-        if self._submitted >= MAX_FEEDS_PER_WORKER:
-            self._executor.shutdown(wait=False)  # finishes what it was given, then exits
-            self._executor, self._submitted = None, 0
+        self._in_flight += 1
         try:
             return await future
         except BrokenProcessPool as exc:
@@ -56,6 +59,8 @@ class ParserPool:
             raise ParseError(
                 url, "the parser process died on this feed (out of memory or crashed)"
             ) from exc
+        finally:
+            self._in_flight -= 1
 
     def close(self) -> None:
         if self._executor is not None:
