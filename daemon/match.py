@@ -11,7 +11,7 @@ backtracking shape). Match rules are parsed and evaluated by `rules.py`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import ahocorasick
@@ -38,18 +38,9 @@ def _nested_quantifier(pattern: str) -> tuple[str, bool] | None:
     may match the same text (`(a|aa)+`); a choice between words starting with different letters
     (`(ed|ing)+`) is safe."""
     repeats, opens, choices = [False], [0], [False]
-    i, in_class = 0, False
-    while i < len(pattern):
+    for i in _syntax_positions(pattern):
         c = pattern[i]
-        if c == "\\":
-            i += 2
-            continue
-        if in_class:
-            in_class = c != "]"
-        elif c == "[":
-            in_class = True
-            i += 2 if pattern[i + 1 : i + 2] == "]" or pattern[i + 1 : i + 3] == "^]" else 0
-        elif c == "(":
+        if c == "(":
             repeats.append(False)
             choices.append(False)
             opens.append(i)
@@ -65,7 +56,6 @@ def _nested_quantifier(pattern: str) -> tuple[str, bool] | None:
             repeats[-1] = repeats[-1] or inner or quantified
         elif c in "*+" or (c == "{" and re.match(r"\{\d*,?\d*\}", pattern[i:])):
             repeats[-1] = True
-        i += 1
     return None
 
 
@@ -81,8 +71,10 @@ def _leading_repeat(pattern: str) -> bool:
     return _FIRST_ATOM_REPEATS_RE.match(pattern, end) is not None
 
 
-def _closing_paren(pattern: str, start: int) -> int | None:
-    depth, i, in_class = 0, start, False
+def _syntax_positions(pattern: str, start: int = 0) -> Iterator[int]:
+    """Indices of the characters that are regex syntax: those outside escapes and [classes]
+    (the one scan both regex checks need)."""
+    i, in_class = start, False
     while i < len(pattern):
         c = pattern[i]
         if c == "\\":
@@ -93,13 +85,20 @@ def _closing_paren(pattern: str, start: int) -> int | None:
         elif c == "[":
             in_class = True
             i += 2 if pattern[i + 1 : i + 2] == "]" or pattern[i + 1 : i + 3] == "^]" else 0
-        elif c == "(":
+        else:
+            yield i
+        i += 1
+
+
+def _closing_paren(pattern: str, start: int) -> int | None:
+    depth = 0
+    for i in _syntax_positions(pattern, start):
+        if pattern[i] == "(":
             depth += 1
-        elif c == ")":
+        elif pattern[i] == ")":
             depth -= 1
             if depth == 0:
                 return i
-        i += 1
     return None
 
 
