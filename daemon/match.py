@@ -11,7 +11,7 @@ backtracking shape). Match rules are parsed and evaluated by `rules.py`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import ahocorasick
@@ -23,7 +23,6 @@ from daemon.rules import Facts, RuleNode, RuleSyntaxError, evaluate, group_names
 
 EXCLUDE = "exclude"  # Hit.group of exclude hits
 MAX_REGEX_CHARS = 500
-_WORD_TAIL_RE = re.compile("[a-z0-9\x01\xe0-\xff]*")
 _GROUP_OPENER_RE = re.compile(r"\((?:\?(?::|P<\w+>))?")
 _LITERAL_BRANCH_RE = re.compile(r"[^\\.\[\](){}*+?|^$]+")
 # A pattern whose first element repeats (\w+grad, [a-z]+ville, (ed|ing)+x) is retried from every
@@ -149,6 +148,20 @@ class _Entry:
     punctuation: frozenset[int]  # what may stand between the words of a phrase
 
 
+# Per automaton key: its length, whether it is a phrase, its entries, and every word ending any
+# of them accepts (None: one is a prefix term), to drop most hits before looking at entries.
+_Payload = tuple[int, bool, tuple[_Entry, ...], frozenset[str] | None]
+
+
+def _endings(entries: Iterable[_Entry]) -> frozenset[str] | None:
+    accepted: set[str] = set()
+    for entry in entries:
+        if entry.endings is None:
+            return None
+        accepted |= entry.endings
+    return frozenset(accepted)
+
+
 @dataclass(frozen=True, slots=True)
 class _RegexTerm:
     watchlist: int
@@ -256,11 +269,11 @@ class Matcher:
             for field in wl.fields:
                 self._wanting[field] = self._wanting.get(field, frozenset()) | {index}
         self._field_order = {field: n for n, field in enumerate(self._wanting)}
-        self._payloads: list[tuple[int, bool, tuple[_Entry, ...]]] = []
+        self._payloads: list[_Payload] = []
         self._automaton = ahocorasick.Automaton()
         for skel, entries in keys.items():
             self._automaton.add_word(skel, len(self._payloads))
-            self._payloads.append((len(skel), " " in skel[1:], tuple(entries)))
+            self._payloads.append((len(skel), " " in skel[1:], tuple(entries), _endings(entries)))
         if self._payloads:
             self._automaton.make_automaton()
 
@@ -275,12 +288,17 @@ class Matcher:
         if self._payloads:
             folded = text.fold(original)
             skel = folded.skeleton
+            payloads, size = self._payloads, len(skel)
             for end, index in self._automaton.iter(skel):
-                length, phrase, entries = self._payloads[index]
+                length, phrase, entries, endings = payloads[index]
+                # The skeleton is words joined by single spaces, so the key's word ends at the
+                # next space (a plain find: this loop runs for every automaton hit).
+                stop = skel.find(" ", end + 1)
+                stop = size if stop < 0 else stop
+                rest = skel[end + 1 : stop]
+                if endings is not None and rest not in endings:
+                    continue  # most hits with many terms: a stem in another word (как, Кака)
                 start = end + 2 - length  # after the key's leading space
-                tail = _WORD_TAIL_RE.match(skel, end + 1)
-                rest = tail.group() if tail else ""
-                stop = end + 1 + len(rest)
                 marks = folded.punctuation(start, stop) if phrase else b""
                 for entry in entries:
                     if entry.watchlist not in wanted:
