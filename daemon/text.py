@@ -138,7 +138,6 @@ _NOT_CYRILLIC = bytes(range(0xE0))
 _KEEP = WORD_BYTES | {0x00, 0x20}
 _PUNCTUATION_TO_SPACE = bytes(i if i in _KEEP else 0x20 for i in range(256))
 _NOT_PUNCTUATION = bytes(sorted(_KEEP | {0x27}))  # apostrophes join words (O'Brien)
-_SPACE_RUN_RE = re.compile(rb"(  +)")
 
 
 @lru_cache(maxsize=4096)
@@ -199,20 +198,21 @@ def normalize_cluster(cluster: str) -> str:
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", cluster).casefold())
 
 
-_Marks = tuple[list[int], list[int], list[int], list[bool]]
+_Marks = tuple[list[int], list[int]]
 
 
 def _build_marks(spaced: bytes) -> _Marks:
-    """Where `_compact` removed bytes: C-level splits, no Python loop over the text."""
+    """Where `_compact` removed bytes: C-level splits, no Python loop over the text.
+
+    Each list holds the starts of the pieces left between removed bytes (first the nulls, then
+    the spaces after a space, marked with byte 2, which `spaced` never holds), as offsets in the
+    text without those bytes."""
     pieces = spaced.split(b"\x00")
     null_starts = list(accumulate(map(len, pieces), initial=0))[:-1]  # in the null-free text
-    parts = _SPACE_RUN_RE.split(spaced.replace(b"\x00", b"") if len(pieces) > 1 else spaced)
-    is_run = [i % 2 == 1 for i in range(len(parts))]
-    part_starts = list(accumulate(map(len, parts), initial=0))
-    compact_starts = list(
-        accumulate((1 if r else len(p) for p, r in zip(parts, is_run, strict=True)), initial=0)
-    )
-    return null_starts, part_starts, compact_starts, is_run
+    single = spaced.replace(b"\x00", b"") if len(pieces) > 1 else spaced
+    marked = single.replace(b"  ", b" \x02").replace(b"\x02 ", b"\x02\x02")  # "   " -> " \x02\x02"
+    run_starts = list(accumulate(map(len, marked.split(b"\x02")), initial=0))[:-1]
+    return null_starts, run_starts
 
 
 class Folded:
@@ -238,10 +238,9 @@ class Folded:
         """Index in `_spaced` of skeleton index `pos` (undoing `_compact`, see `_build_marks`)."""
         if self._marks is None:
             self._marks = _build_marks(self._spaced)
-        null_starts, part_starts, compact_starts, is_run = self._marks
-        i = bisect_right(compact_starts, pos) - 1
-        collapsed = part_starts[i] + (0 if is_run[i] else pos - compact_starts[i])
-        return collapsed + bisect_right(null_starts, collapsed) - 1
+        null_starts, run_starts = self._marks
+        single = pos + bisect_right(run_starts, pos) - 1  # each earlier piece lost one byte
+        return single + bisect_right(null_starts, single) - 1
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Original [start, end) of skeleton [start, end) (not including the lead space)."""
@@ -333,10 +332,27 @@ def prepare(text: str) -> tuple[str, list[int] | None, list[int] | None]:
     return text, None, None
 
 
+def _plain_cp1251(text: str) -> bytes | None:
+    """`text` in cp1251 if `prepare` would leave it as it is, else None.
+
+    Most Cyrillic news text encodes whole, and then the soft hyphen is the only invisible
+    character it can hold: a find replaces the slower `_IGNORABLE_RE` scan of all of it."""
+    try:
+        raw = text.encode("cp1251")
+    except UnicodeEncodeError:
+        return None
+    if "\xad" in text or _has_markup(text) or not unicodedata.is_normalized("NFKC", text):
+        return None
+    return raw
+
+
 def fold(text: str) -> Folded:
     """Build the matching skeleton of `text` (see the module docstring)."""
+    plain = None if text.isascii() else _plain_cp1251(text)  # isascii() is O(1) in CPython
+    if plain is not None:
+        return _fold_cp1251(plain, None, None)
     prepared, starts, ends = prepare(text)
-    if prepared.isascii():  # O(1) in CPython; English text takes this path
+    if prepared.isascii():  # English text takes this path
         return Folded(*_fold_ascii(prepared.encode("ascii")), starts, ends)
     raw = prepared.encode("cp1251", "replace")
     if raw.count(b"?") != prepared.count("?"):
@@ -348,6 +364,10 @@ def fold(text: str) -> Folded:
             if starts is None:  # casefold what cp1251 cannot lower-case (ß -> ss), keeping offsets
                 prepared, starts, ends = _prepare_slow(prepared)
             raw = prepared.translate(_EXTRA_TABLE).encode("cp1251", "replace")
+    return _fold_cp1251(raw, starts, ends)
+
+
+def _fold_cp1251(raw: bytes, starts: list[int] | None, ends: list[int] | None) -> Folded:
     pre = raw.translate(_BYTE_FOLD)
     if pre.translate(None, _NOT_LATIN) and pre.translate(None, _NOT_CYRILLIC):
         pre = _fix_mixed_scripts(pre)
