@@ -201,18 +201,20 @@ def normalize_cluster(cluster: str) -> str:
 _Marks = tuple[list[int], list[int]]
 
 
-def _build_marks(spaced: bytes) -> _Marks:
-    """Where `_compact` removed bytes: C-level splits, no Python loop over the text.
+def _compact(spaced: bytes) -> tuple[bytes, bytes]:
+    """The skeleton: `spaced` without nulls and with one space per run of spaces; and `marked`,
+    the same before the extra spaces go, each of them turned into byte 2 (which `spaced` never
+    holds), to map skeleton offsets back (see `Folded._to_pre`)."""
+    marked = spaced.replace(b"\x00", b"") if b"\x00" in spaced else spaced
+    if b"  " not in marked:
+        return marked, marked
+    marked = marked.replace(b"  ", b" \x02").replace(b"\x02 ", b"\x02\x02")  # "   " -> " \x02\x02"
+    return marked.translate(None, b"\x02"), marked
 
-    Each list holds the starts of the pieces left between removed bytes (first the nulls, then
-    the spaces after a space, marked with byte 2, which `spaced` never holds), as offsets in the
-    text without those bytes."""
-    pieces = spaced.split(b"\x00")
-    null_starts = list(accumulate(map(len, pieces), initial=0))[:-1]  # in the null-free text
-    single = spaced.replace(b"\x00", b"") if len(pieces) > 1 else spaced
-    marked = single.replace(b"  ", b" \x02").replace(b"\x02 ", b"\x02\x02")  # "   " -> " \x02\x02"
-    run_starts = list(accumulate(map(len, marked.split(b"\x02")), initial=0))[:-1]
-    return null_starts, run_starts
+
+def _piece_starts(text: bytes, sep: bytes) -> list[int]:
+    """Where each piece of `text.split(sep)` starts once the separators are removed."""
+    return list(accumulate(map(len, text.split(sep)), initial=0))[:-1]
 
 
 class Folded:
@@ -222,23 +224,30 @@ class Folded:
     becomes a space too), so automaton keys can start with " " and only ever fire at a word start.
     """
 
-    __slots__ = ("_ends", "_marks", "_pre", "_spaced", "_starts", "skeleton")
+    __slots__ = ("_ends", "_marked", "_marks", "_pre", "_spaced", "_starts", "skeleton")
 
     def __init__(
         self, pre: bytes, spaced: bytes, starts: list[int] | None, ends: list[int] | None
     ) -> None:
         self._pre = b" " + pre  # 1:1 with " " + the prepared text; punctuation still in place
         self._spaced = b" " + spaced  # the same with punctuation turned into spaces
-        self.skeleton = _compact(self._spaced).decode("latin-1")
+        skeleton, self._marked = _compact(self._spaced)
+        self.skeleton = skeleton.decode("latin-1")
         self._starts = starts  # None: the prepared text is the original
         self._ends = ends
         self._marks: _Marks | None = None
 
     def _to_pre(self, pos: int) -> int:
-        """Index in `_spaced` of skeleton index `pos` (undoing `_compact`, see `_build_marks`)."""
+        """Index in `_spaced` of skeleton index `pos`: add the bytes removed before it.
+
+        The maps are C-level splits, no Python loop over the text, and only built for fields
+        with a hit."""
         if self._marks is None:
-            self._marks = _build_marks(self._spaced)
-        null_starts, run_starts = self._marks
+            self._marks = (
+                _piece_starts(self._marked, b"\x02"),
+                _piece_starts(self._spaced, b"\x00"),
+            )
+        run_starts, null_starts = self._marks
         single = pos + bisect_right(run_starts, pos) - 1  # each earlier piece lost one byte
         return single + bisect_right(null_starts, single) - 1
 
@@ -263,13 +272,6 @@ class Folded:
         return self._pre[self._to_pre(start) : self._to_pre(end - 1) + 1].translate(
             None, _NOT_PUNCTUATION
         )
-
-
-def _compact(pre: bytes) -> bytes:
-    out = pre.replace(b"\x00", b"") if b"\x00" in pre else pre
-    while b"  " in out:
-        out = out.replace(b"  ", b" ")
-    return out
 
 
 def _fix_mixed_scripts(pre: bytes) -> bytes:
