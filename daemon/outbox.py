@@ -25,7 +25,7 @@ from daemon.digest import Policy, Release, hold_note, plan_release
 from daemon.errors import NotifyError
 from daemon.metrics import Metrics
 from daemon.models import Alert
-from daemon.notify import Notifier
+from daemon.notify import ConsoleNotifier, Notifier
 from daemon.render import Message, render_alert, render_digest, render_notice
 from daemon.store import Store
 
@@ -47,13 +47,21 @@ class DrainResult:
     messages: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One send to one target; `error` is None when the target accepted it."""
+
+    target: str
+    error: str | None
+
+
 def alert_message_id(alert_id: int) -> str:
     return f"vedette-alert-{alert_id}"
 
 
 class Outbox:
-    """Sends what is due. Apprise calls block, so they run in a worker thread; the database is
-    only touched from the caller's thread."""
+    """Sends what is due. Apprise calls block, so they run in a worker thread (console writes
+    do not); the database is only touched from the caller's thread."""
 
     def __init__(self, store: Store, notifier: Notifier, metrics: Metrics | None = None) -> None:
         self.store = store
@@ -137,38 +145,49 @@ class Outbox:
         if not targets:
             tags = ", ".join(sorted({t for tags in tag_sets for t in tags}))
             errors.append(f"no notification target has tag(s) {tags}")
+        unlogged: Attempt | None = None  # logged before the next send, or with the outcome
         for target in targets:
             if target in done:
                 continue
-            error = None
-            try:
-                await asyncio.to_thread(self.notifier.send, target, message)
-            except NotifyError as exc:
-                error = str(exc)
-            with self.store.transaction():
-                for alert in group:
-                    self.store.record_delivery(
-                        alert.id,
-                        channel=target,
-                        ok=error is None,
-                        error=error,
-                        message_id=message_id,
-                    )
+            if unlogged is not None:
+                with self.store.transaction():
+                    self._log_attempt(group, message_id, unlogged)
+            error = await self._send(target, message)
+            unlogged = Attempt(target, error)
             if self.metrics:
                 self.metrics.deliveries.labels("ok" if error is None else "failed").inc()
             if error is not None:
                 errors.append(f"{target}: {error}")
-        if not errors:
-            self._mark_sent(group)
-            logger.info(
-                "alert_sent message_id=%s watchlist=%s alerts=%d targets=%d",
-                message_id,
-                group[0].watchlist,
-                len(group),
-                len(targets),
+        if errors:
+            return self._mark_failed(group, message_id, "; ".join(errors), unlogged)
+        return self._mark_sent(group, message_id, unlogged, len(targets))
+
+    async def _send(self, target: str, message: Message) -> str | None:
+        """Send to one target: None when it accepted, else why not (already redacted).
+
+        Apprise blocks, so it sends from a worker thread. The console is written in place, as
+        the log is: the hop to a thread would cost twenty times the write."""
+        try:
+            if isinstance(self.notifier, ConsoleNotifier):
+                self.notifier.send(target, message)
+            else:
+                await asyncio.to_thread(self.notifier.send, target, message)
+        except NotifyError as exc:
+            return str(exc)
+        return None
+
+    def _log_attempt(self, group: list[Alert], message_id: str, attempt: Attempt | None) -> None:
+        """Record one send in the delivery log, once per alert of the message."""
+        if attempt is None:
+            return
+        for alert in group:
+            self.store.record_delivery(
+                alert.id,
+                channel=attempt.target,
+                ok=attempt.error is None,
+                error=attempt.error,
+                message_id=message_id,
             )
-            return "sent"
-        return self._mark_failed(group, message_id, "; ".join(errors))
 
     def _done_targets(self, group: list[Alert]) -> set[str]:
         """Targets that already accepted this message for every alert in it."""
@@ -178,16 +197,30 @@ class Outbox:
             done = ok if done is None else done & ok
         return done or set()
 
-    def _mark_sent(self, group: list[Alert]) -> None:
-        with self.store.transaction():
+    def _mark_sent(
+        self, group: list[Alert], message_id: str, unlogged: Attempt | None, targets: int
+    ) -> str:
+        with self.store.transaction():  # the last attempt and the outcome in one commit
+            self._log_attempt(group, message_id, unlogged)
             for alert in group:
                 self.store.mark_sent(alert.id)
+        logger.info(
+            "alert_sent message_id=%s watchlist=%s alerts=%d targets=%d",
+            message_id,
+            group[0].watchlist,
+            len(group),
+            targets,
+        )
+        return "sent"
 
-    def _mark_failed(self, group: list[Alert], message_id: str, error: str) -> str:
+    def _mark_failed(
+        self, group: list[Alert], message_id: str, error: str, unlogged: Attempt | None
+    ) -> str:
         attempts = max(alert.attempts for alert in group) + 1
         retry_at = self.store.clock() + timedelta(seconds=retry_delay_s(attempts))
         expired = retry_at > max(alert.expires for alert in group)
-        with self.store.transaction():
+        with self.store.transaction():  # the last attempt and the outcome in one commit
+            self._log_attempt(group, message_id, unlogged)
             for alert in group:
                 self.store.mark_failed(
                     alert.id, error=error, next_attempt=None if expired else retry_at
