@@ -88,6 +88,9 @@ class ParsedFeed:
     title: str
     articles: tuple[Article, ...]
     bozo_reason: str | None = None  # set when the feed was malformed but still yielded entries
+    # One digest per item of the body (`feeditems`), () when it could not be split: once the
+    # articles are stored, the next poll passes them back as `known_items` and parses less.
+    item_digests: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,8 @@ import codecs
 import hashlib
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
@@ -24,6 +25,7 @@ from feedparser.encodings import convert_to_utf8
 from feedparser.exceptions import CharacterEncodingOverride, NonXMLContentType
 
 from daemon.errors import ParseError
+from daemon.feeditems import split_items
 from daemon.models import Article, ParsedFeed
 
 OLDEST_PLAUSIBLE = datetime(1990, 1, 1, tzinfo=UTC)
@@ -61,12 +63,23 @@ _CHARSET_PARAM = re.compile(r";\s*charset\s*=\s*[\"']?([^\s;\"']+)[\"']?", re.I)
 # What web servers send when nobody configured a charset (Apache's AddDefaultCharset, RFC 2616's
 # text/* default). Against an XML declaration naming another encoding, the declaration is right.
 _SERVER_DEFAULT_CHARSETS = frozenset({"iso8859-1", "ascii"})  # codecs.lookup() names
+# Complaints about the headers, not about the XML: the body itself parsed cleanly.
+_SOFT_BOZO = (CharacterEncodingOverride, NonXMLContentType)
 
 
 def parse_feed(
-    content: bytes, headers: Mapping[str, str], *, url: str, fetched_at: datetime
+    content: bytes,
+    headers: Mapping[str, str],
+    *,
+    url: str,
+    fetched_at: datetime,
+    known_items: Collection[str] = (),
 ) -> ParsedFeed:
     """Parse one fetched body. `fetched_at` (UTC-aware) stands in for missing or absurd dates.
+
+    `known_items` are `ParsedFeed.item_digests` of earlier polls whose articles are stored:
+    those items are left out, so only new or edited items are parsed and returned. Whenever
+    that shortcut is unsure (see `feeditems`), the whole body is parsed instead.
 
     Raises ParseError when the body is empty, is not a feed, or is so malformed that it yields no
     entries; a malformed feed that still yields entries comes back with `bozo_reason` set.
@@ -85,19 +98,55 @@ def parse_feed(
     response_headers.pop("content-location", None)
     _prefer_declared_encoding(content, response_headers)
     content = _repair_char_refs(content)
+    fetched_at = fetched_at.astimezone(UTC)
     try:
         _refuse_entity_bombs(content, response_headers, url)
-        result = feedparser.parse(
-            io.BytesIO(content),
-            response_headers=response_headers,
-            sanitize_html=False,
-            resolve_relative_uris=False,
-        )
-        return _to_parsed_feed(result, response_headers, content, url, fetched_at.astimezone(UTC))
+        split = split_items(content, charset=response_headers["content-type"])
+        if split is not None and known_items:
+            trimmed, left = split.without(known_items)
+            if left < len(split.spans):
+                parsed = _parse_new_items(trimmed, left, response_headers, url, fetched_at)
+                if parsed is not None:
+                    return replace(parsed, item_digests=split.digests)
+        result = _feedparser(content, response_headers)
+        parsed = _to_parsed_feed(result, response_headers, content, url, fetched_at)
+        # The digests are kept only when feedparser agrees on the number of items.
+        if split is not None and _entry_count(result) == len(split.spans):
+            return replace(parsed, item_digests=split.digests)
+        return parsed
     except ParseError:
         raise
     except Exception as exc:  # the library boundary: nothing but ParseError may leave
         raise ParseError(url, f"feed parser failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _feedparser(content: bytes, headers: dict[str, str]) -> Any:
+    return feedparser.parse(
+        io.BytesIO(content),
+        response_headers=headers,
+        sanitize_html=False,
+        resolve_relative_uris=False,
+    )
+
+
+def _entry_count(result: Any) -> int:
+    return len(_get(result, "entries") or [])
+
+
+def _parse_new_items(
+    trimmed: bytes, left: int, headers: dict[str, str], url: str, fetched_at: datetime
+) -> ParsedFeed | None:
+    """feedparser over a body whose seen items were cut out; None when the result is not
+    exactly `left` clean entries (a split that went wrong, or a malformed body whose warning
+    must point at its real lines), so the caller parses the whole body."""
+    result = _feedparser(trimmed, headers)
+    bozo = _get(result, "bozo_exception") if _get(result, "bozo") else None
+    if _entry_count(result) != left or not (bozo is None or isinstance(bozo, _SOFT_BOZO)):
+        return None
+    try:
+        return _to_parsed_feed(result, headers, trimmed, url, fetched_at)
+    except ParseError:
+        return None
 
 
 def canonical_url(url: str) -> str:
@@ -271,7 +320,7 @@ def _to_parsed_feed(
     reason = _describe(bozo_exc, 0 if _declares_xml(content) else 1) if bozo_exc else None
     entries = _get(result, "entries") or []
     if not entries:
-        soft = isinstance(bozo_exc, (CharacterEncodingOverride, NonXMLContentType))
+        soft = isinstance(bozo_exc, _SOFT_BOZO)
         if not _get(result, "version") or (bozo_exc is not None and not soft):
             raise ParseError(url, _not_a_feed(reason, headers, content))
     articles: dict[str, Article] = {}

@@ -7,6 +7,7 @@ feed goes on, and a failing feed is retried forever, at most `MAX_BACKOFF_S` apa
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -75,6 +76,10 @@ class Pipeline:
         self.clock = clock
         self.rng = rng or random.Random()
         self.parser = parser or ParserPool(workers=0)
+        # Feeds between fetch and store at once. Fetching outruns parsing, and without a bound
+        # every fetched body waited in memory for the parser: the daemon's RSS reached 160 MB
+        # in the first seconds of a 1,000-feed cold start.
+        self._in_progress = asyncio.Semaphore(2 * settings.concurrency)
         self.storybook = StoryBook(store, clock=clock)
         self.alerts = AlertRecorder(
             store,
@@ -85,6 +90,10 @@ class Pipeline:
 
     async def poll_feed(self, feed: Feed, *, force: bool = False) -> PollOutcome:
         """Poll one feed now (unless it is backing off and `force` is False)."""
+        async with self._in_progress:
+            return await self._poll_feed(feed, force=force)
+
+    async def _poll_feed(self, feed: Feed, *, force: bool) -> PollOutcome:
         state = self.store.feed_state(feed.name)
         now = self.clock()
         if not force and state.next_poll is not None and state.next_poll > now:
@@ -103,7 +112,11 @@ class Pipeline:
             if isinstance(result, NotModified):
                 return self._not_modified(feed, state, result)
             parsed = await self.parser.parse(
-                result.content, result.headers, url=result.url, fetched_at=now
+                result.content,
+                result.headers,
+                url=result.url,
+                fetched_at=now,
+                known_items=self.store.known_items(feed.name),
             )
         except FeedError as exc:
             return self._failed(feed, state, exc, now)
@@ -160,6 +173,7 @@ class Pipeline:
                 last_modified=result.last_modified,
                 next_poll=self._next_poll(feed, now),
                 title=parsed.title,
+                item_digests=parsed.item_digests,
                 warning=f"feed is malformed but usable: {parsed.bozo_reason}"
                 if parsed.bozo_reason
                 else None,

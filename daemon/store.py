@@ -215,8 +215,11 @@ class Store:
         next_poll: datetime,
         title: str | None = None,
         warning: str | None = None,
+        item_digests: Sequence[str] | None = None,
     ) -> None:
-        """A poll that worked (200 or 304): validators kept, error state cleared."""
+        """A poll that worked (200 or 304): validators kept, error state cleared.
+        `item_digests` (200 only) replace the feed's `known_items`; call it in the transaction
+        that stored the articles, so a digest is never kept for an article that is not."""
         values: dict[str, Any] = {
             "url": url,
             "etag": etag,
@@ -230,7 +233,16 @@ class Store:
         }
         if title:
             values["title"] = title
+        if item_digests is not None:
+            values["item_digests"] = " ".join(item_digests) or None
         self._update_feed(name, values)
+
+    def known_items(self, name: str) -> frozenset[str]:
+        """The item digests of the feed's last parsed body (see `record_success`)."""
+        with self._errors():
+            query = "SELECT item_digests FROM feeds WHERE name = ?"
+            row = self.db.execute(query, [name]).fetchone()
+        return frozenset((row[0] or "").split()) if row else frozenset()
 
     def record_failure(self, name: str, *, error: str, next_poll: datetime) -> FeedState:
         """A poll that failed: count it, keep the first failure time, schedule the retry."""

@@ -125,4 +125,15 @@ def _add_stories(db: Any) -> None:
     db["articles"].create_index(["story_id"])
 
 
-MIGRATIONS: list[Migration] = [_create_tables, _add_release_planning, _add_stories]
+def _add_item_digests(db: Any) -> None:
+    """Issue #7: the digests of the items of each feed's last parsed body whose articles are
+    stored (space-separated, see `feeditems`), so the next poll parses only what is new."""
+    db["feeds"].add_column("item_digests", str)
+
+
+MIGRATIONS: list[Migration] = [
+    _create_tables,
+    _add_release_planning,
+    _add_stories,
+    _add_item_digests,
+]
