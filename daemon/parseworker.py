@@ -1,0 +1,60 @@
+"""The parser process: `python -m daemon.parseworker FD` parses the feeds `workers.ParserPool`
+sends over the socket FD and sends each result (or the exception) back, one at a time.
+
+It imports only `daemon.parse` and what that needs, nothing of the CLI, the store or Apprise:
+a worker started by multiprocessing's "spawn" re-imports the daemon's entry point and measured
+45 MB, plus 13 MB for multiprocessing's resource tracker (bench/RESULTS.md). This one idles at
+about 25 MB and exits when the daemon closes the socket.
+
+Frames both ways: an 8-byte big-endian length, then a pickle. Both ends are this package.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import resource
+import socket
+import struct
+import sys
+from io import BufferedIOBase
+from typing import Any
+
+from daemon.parse import parse_feed
+
+FRAME_HEADER = struct.Struct("!Q")
+
+
+def frame(value: object) -> bytes:
+    payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    return FRAME_HEADER.pack(len(payload)) + payload
+
+
+def serve(stream: BufferedIOBase) -> None:
+    """Answer requests until the other end closes: ("ok", ParsedFeed, peak RSS in KiB) or
+    ("error", exception, peak RSS in KiB)."""
+    while True:
+        header = stream.read(FRAME_HEADER.size)
+        if len(header) < FRAME_HEADER.size:
+            return
+        (length,) = FRAME_HEADER.unpack(header)
+        request: dict[str, Any] = pickle.loads(stream.read(length))
+        try:
+            reply: tuple[str, object] = ("ok", parse_feed(**request))
+        except Exception as exc:  # sent back whole: ParseError, or a caller's bug
+            reply = ("error", exc)
+        peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        stream.write(frame((*reply, peak_kib)))
+        stream.flush()
+
+
+def main(argv: list[str]) -> int:
+    connection = socket.socket(fileno=int(argv[1]))
+    # Until the daemon closes the socket, or goes away mid-answer.
+    with connection, connection.makefile("rwb") as stream, contextlib.suppress(OSError):
+        serve(stream)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
