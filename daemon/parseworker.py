@@ -23,6 +23,7 @@ from typing import Any
 from daemon.parse import parse_feed
 
 FRAME_HEADER = struct.Struct("!Q")
+PAGE_KIB = resource.getpagesize() // 1024
 
 
 def frame(value: object) -> bytes:
@@ -30,9 +31,19 @@ def frame(value: object) -> bytes:
     return FRAME_HEADER.pack(len(payload)) + payload
 
 
+def resident_kib() -> int:
+    """This process's resident memory now; 0 where /proc is missing. Not `ru_maxrss`: Linux
+    carries that across exec, so a worker started by a big process would inherit its peak."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * PAGE_KIB
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def serve(stream: BufferedIOBase) -> None:
-    """Answer requests until the other end closes: ("ok", ParsedFeed, peak RSS in KiB) or
-    ("error", exception, peak RSS in KiB)."""
+    """Answer requests until the other end closes: ("ok", ParsedFeed, resident KiB) or
+    ("error", exception, resident KiB)."""
     while True:
         header = stream.read(FRAME_HEADER.size)
         if len(header) < FRAME_HEADER.size:
@@ -43,8 +54,7 @@ def serve(stream: BufferedIOBase) -> None:
             reply: tuple[str, object] = ("ok", parse_feed(**request))
         except Exception as exc:  # sent back whole: ParseError, or a caller's bug
             reply = ("error", exc)
-        peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        stream.write(frame((*reply, peak_kib)))
+        stream.write(frame((*reply, resident_kib())))
         stream.flush()
 
 

@@ -35,9 +35,9 @@ from daemon.parseworker import FRAME_HEADER, frame
 
 logger = logging.getLogger(__name__)
 
-# A worker whose peak memory passed this is replaced once idle: the parser's heap only grows,
-# so one huge feed would otherwise keep its memory held for the daemon's whole life.
-MAX_WORKER_PEAK_KIB = 80 * 1024
+# A worker holding more memory than this after a feed is replaced once drained: the parser's
+# heap only grows, so one huge feed would otherwise keep its memory for the daemon's life.
+MAX_WORKER_RESIDENT_KIB = 80 * 1024
 IDLE_S = 10.0
 # Requests queued to one worker: enough that it never waits for the event loop between feeds,
 # few enough that fetched bodies do not pile up in memory.
@@ -80,7 +80,7 @@ class ParserPool:
                 self._idle_timer = None
             worker = self._least_busy()
             try:
-                status, value, peak_kib = await worker.call(request)
+                status, value, resident_kib = await worker.call(request)
             except (EOFError, OSError) as exc:
                 self._retire(worker)
                 raise ParseError(
@@ -89,7 +89,7 @@ class ParserPool:
             finally:
                 if worker.broken:  # e.g. cancelled halfway through sending a request
                     self._retire(worker)
-            if peak_kib > MAX_WORKER_PEAK_KIB:
+            if resident_kib > MAX_WORKER_RESIDENT_KIB:
                 worker.retiring = True
             if worker.retiring and not worker.waiting:
                 self._retire(worker)
