@@ -154,6 +154,7 @@ async def poll_once(
             return outcome
 
         outcomes = list(await asyncio.gather(*(poll(feed) for feed in feeds)))
+    runtime.parser.close()  # while the loop that owns its sockets still runs
     drained = await runtime.outbox().drain(limit=10_000)
     return outcomes, drained
 
