@@ -100,7 +100,10 @@ class Hook:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                declared = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(declared)
+                if len(raw) < declared:
+                    return  # the sender died mid-request (a SIGKILL test): nothing arrived
                 try:
                     body = json.loads(raw or b"{}")
                 except ValueError:

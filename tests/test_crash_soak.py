@@ -132,7 +132,7 @@ def run_soak(
     log = tmp_path / "daemon.log"
     database = tmp_path / "data" / "vedette.db"
     kinds: Counter[str] = Counter()
-    cut: set[str] = set()  # the last id each killed run had sent: the only send it could cut
+    cut: Counter[str] = Counter()  # per kill, the last id sent: the only send it could cut
     for round_ in range(kills):
         process = start(config, log)
         try:
@@ -189,8 +189,10 @@ def run_soak(
     duplicates = sum(count - 1 for count in received.values())
     assert duplicates <= kills, f"{duplicates} repeats after {kills} kills: {received}"
     repeated = {found for found, count in received.items() if count > 1}
-    assert repeated <= cut, f"repeats {repeated} were not in flight at a kill ({cut})"
-    assert all(count <= 2 for count in received.values()), received
+    assert repeated <= set(cut), f"repeats {repeated} were not in flight at a kill ({cut})"
+    # A send cut by two kills in a row (the receiver's k reached on the same message) comes
+    # three times: at most once more than the kills it was in flight at.
+    assert all(count - 1 <= cut[found] for found, count in received.items()), (received, cut)
     assert hook.rejected == []
     print(
         f"\ncrash soak (seed {seed}): kills={kills} ({dict(kinds)}), polls={feed.served()}, "
