@@ -75,27 +75,23 @@ class ParserPool:
             return await asyncio.to_thread(functools.partial(parse_feed, **request))
         self._follow_loop(asyncio.get_running_loop())
         async with self._slots:
-            if self._idle_timer is not None:
-                self._idle_timer.cancel()
-                self._idle_timer = None
+            self._cancel_idle_timer()
             worker = self._least_busy()
             try:
                 status, value, resident_kib = await worker.call(request)
-            except (EOFError, OSError) as exc:
-                self._retire(worker)
+            except (EOFError, OSError) as exc:  # the worker is broken now: retired below
                 raise ParseError(
                     url, "the parser process died on this feed (out of memory or crashed)"
                 ) from exc
             finally:
-                if worker.broken:  # e.g. cancelled halfway through sending a request
+                if worker.broken:  # died, stopped, or cancelled halfway through a request
                     self._retire(worker)
             if resident_kib > MAX_WORKER_RESIDENT_KIB:
                 worker.retiring = True
             if worker.retiring and not worker.waiting:
                 self._retire(worker)
             if not any(w.waiting for w in self._running):
-                if self._idle_timer is not None:
-                    self._idle_timer.cancel()
+                self._cancel_idle_timer()
                 self._idle_timer = asyncio.get_running_loop().call_later(
                     self.idle_s, self._stop_idle
                 )
@@ -139,10 +135,13 @@ class ParserPool:
         for worker in [w for w in self._running if not w.waiting]:
             self._retire(worker)
 
-    def _stop_all(self) -> None:
+    def _cancel_idle_timer(self) -> None:
         if self._idle_timer is not None:
             self._idle_timer.cancel()
         self._idle_timer = None
+
+    def _stop_all(self) -> None:
+        self._cancel_idle_timer()
         while self._running:
             self._running.pop().stop()
 
@@ -173,7 +172,7 @@ class _Worker:
             )
         self.waiting: deque[asyncio.Future[tuple[str, object, int]]] = deque()
         self.sending = asyncio.Lock()
-        self.broken = False  # a request may be half sent: no further use
+        self.broken = False  # dead, stopped, or a request half sent: no further use
         self.retiring = False  # grew too big: no new requests, stopped once drained
         self.writer: asyncio.StreamWriter | None = None
         self.replies: asyncio.Task[None] | None = None
@@ -214,21 +213,23 @@ class _Worker:
                     future.set_result(reply)
         except (EOFError, OSError) as exc:  # the worker died: everyone waiting hears it
             self.broken = True
-            while self.waiting:
-                future = self.waiting.popleft()
-                if not future.done():
-                    future.set_exception(EOFError(f"the parser process is gone: {exc!r}"))
+            self._fail_waiting(f"the parser process is gone: {exc!r}")
+
+    def _fail_waiting(self, reason: str) -> None:
+        """Nobody may wait forever for an answer that will not come."""
+        while self.waiting:
+            future = self.waiting.popleft()
+            if not future.done():
+                future.set_exception(EOFError(reason))
 
     def stop(self) -> None:
         """Close the socket, which makes a worker exit once it has answered; kill it when it is
         broken, mid-parse for nobody, or slow to go."""
         mid_parse = self.broken or bool(self.waiting)
+        self.broken = True
         if self.replies is not None:
             self.replies.cancel()
-        while self.waiting:  # nobody may wait forever for an answer that will not come
-            future = self.waiting.popleft()
-            if not future.done():
-                future.set_exception(EOFError("the parser process was stopped"))
+        self._fail_waiting("the parser process was stopped")
         try:
             if self.writer is None:
                 self.sock.close()
