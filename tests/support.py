@@ -5,16 +5,19 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from xml.sax.saxutils import escape
 
 
@@ -26,6 +29,34 @@ def wait_until(predicate: Callable[[], object], *, timeout_s: float = 10.0, what
             return
         threading.Event().wait(0.02)  # a short, bounded pause between checks
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what or predicate}")
+
+
+def start_daemon(
+    config: Path,
+    *,
+    stdout: IO[str] | int,
+    stderr: IO[str],
+    options: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """`vedette run` as a real process, JSON log lines on `stderr`, output unbuffered."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "daemon", "--config", str(config), *options,
+         "--log-format", "json", "run"],
+        stdout=stdout,
+        stderr=stderr,
+        env=os.environ | dict(env or {}) | {"PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+
+
+def log_events(log: Path, name: str, **fields: str) -> list[dict[str, Any]]:
+    """The JSON log lines of event `name` (with these field values) a daemon has written."""
+    entries = map(json.loads, log.read_text(encoding="utf-8").splitlines())
+    return [
+        e
+        for e in entries
+        if e.get("event") == name and all(e.get(k) == v for k, v in fields.items())
+    ]
 
 
 @dataclass

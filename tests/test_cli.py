@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from pytest_httpserver import HTTPServer
 
 from daemon.cli import main
-from support import Item, rss, wait_until, write_config
+from support import Item, log_events, rss, start_daemon, wait_until, write_config
 
 ITEMS = [
     Item("Wagner claims Soledar", "https://news.example/1", "Soledar salt mines", "1"),
@@ -157,27 +157,9 @@ def test_run_serves_health_alerts_and_stops_on_sigterm(
     )
     log = tmp_path / "daemon.log"
     with log.open("w") as sink, (tmp_path / "console.txt").open("w") as console:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daemon",
-                "--config",
-                str(config),
-                "--log-format",
-                "json",
-                "run",
-            ],
-            stdout=console,
-            stderr=sink,
-            env=os.environ | {"PYTHONUNBUFFERED": "1"},
-        )
+        process = start_daemon(config, stdout=console, stderr=sink)
     try:
-
-        def logged(event: str) -> list[dict[str, str]]:
-            return [
-                e for e in map(json.loads, log.read_text().splitlines()) if e.get("event") == event
-            ]
+        logged = functools.partial(log_events, log)
 
         wait_until(lambda: logged("http_listening"), what="the HTTP server")
         port = logged("http_listening")[0]["address"].rsplit(":", 1)[1]

@@ -4,11 +4,8 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -19,7 +16,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from support import Item, rss, wait_until, write_config
+from support import Item, log_events, rss, start_daemon, wait_until, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -29,29 +26,10 @@ class RunningDaemon:
         self.log = tmp_path / "daemon.log"
         self.config = config
         with self.log.open("w") as sink, (tmp_path / "console.txt").open("w") as console:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "daemon",
-                    "--config",
-                    str(config),
-                    "--log-format",
-                    "json",
-                    "run",
-                ],
-                stdout=console,
-                stderr=sink,
-                env=os.environ | {"PYTHONUNBUFFERED": "1"},
-            )
+            self.process = start_daemon(config, stdout=console, stderr=sink)
 
     def events(self, name: str, **fields: str) -> list[dict[str, Any]]:
-        found = []
-        for line in self.log.read_text(encoding="utf-8").splitlines():
-            entry = json.loads(line)
-            if entry.get("event") == name and all(entry.get(k) == v for k, v in fields.items()):
-                found.append(entry)
-        return found
+        return log_events(self.log, name, **fields)
 
     def wait_for(self, name: str, *, count: int = 1, timeout_s: float = 20, **fields: str) -> None:
         wait_until(

@@ -9,14 +9,12 @@ polls, credentials included (keep the database file private).
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
-import os
 import signal
 import socket
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +28,7 @@ from daemon import logs
 from daemon.cli import main
 from daemon.config import load_settings
 from daemon.service import Runtime, poll_once
-from support import Receiver, wait_until, webhook_receiver
+from support import Receiver, log_events, start_daemon, wait_until, webhook_receiver
 
 ENV = {
     "HOOK_PASSWORD": "hook-pw-5f4dcc3b5aa7",
@@ -220,27 +218,9 @@ def test_daemon_stderr_metrics_and_health_carry_no_secret(
 ) -> None:
     log = tmp_path / "daemon.log"
     with log.open("w") as sink, (tmp_path / "console.txt").open("w") as console:
-        daemon = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daemon",
-                "--config",
-                str(planted),
-                "-vv",
-                "--log-format",
-                "json",
-                "run",
-            ],
-            stdout=console,
-            stderr=sink,
-            env=os.environ | ENV | {"PYTHONUNBUFFERED": "1"},
-        )
+        daemon = start_daemon(planted, stdout=console, stderr=sink, options=["-vv"], env=ENV)
     try:
-
-        def events(name: str) -> list[dict[str, str]]:
-            lines = log.read_text(encoding="utf-8").splitlines()
-            return [e for e in map(json.loads, lines) if e.get("event") == name]
+        events = functools.partial(log_events, log)
 
         wait_until(lambda: events("http_listening"), what="the HTTP server", timeout_s=20)
         wait_until(lambda: len(receiver.received()) >= 2, what="alerts", timeout_s=30)

@@ -35,7 +35,7 @@ from daemon.errors import StoreError
 from daemon.models import Article
 from daemon.service import Runtime, poll_once
 from daemon.store import Store
-from support import Item, rss, wait_until, write_config
+from support import Item, rss, start_daemon, wait_until, write_config
 
 FEED_HEADERS = {"Content-Type": "application/rss+xml"}
 
@@ -378,20 +378,7 @@ def readers_while_daemon_writes(
     )
     log = tmp_path / "daemon.log"
     with log.open("w") as sink:
-        daemon = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daemon",
-                "--config",
-                str(config),
-                "--log-format",
-                "json",
-                "run",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=sink,
-        )
+        daemon = start_daemon(config, stdout=subprocess.DEVNULL, stderr=sink)
     try:
         wait_until(lambda: polls["n"] >= 2, timeout_s=30, what="the daemon's first polls")
         first = polls["n"]
