@@ -11,10 +11,13 @@ import json
 import re
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+
+from aiosmtpd.controller import Controller
 
 ID_PATTERN = re.compile(r"vedette-(?:alert|digest)-\d+")
 
@@ -164,6 +167,18 @@ class Inbox:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.messages.append(message)  # type: ignore[arg-type]
         return "250 OK"
+
+
+@contextmanager
+def smtp_server(handler: Any) -> Iterator[int]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that hands mail to `handler`; yields its port."""
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port
+    finally:
+        controller.stop()
 
 
 def mail_parts(message: email.message.EmailMessage) -> tuple[str, str]:

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 from click.testing import CliRunner
 from pytest_httpserver import HTTPServer
 from receivers import (
@@ -38,15 +37,6 @@ HOSTILE = (
     " <!channel> <@&123> @here # heading `code`"
 )
 MENTIONS = ("@everyone", "@here", "<!channel>", "<@&123>")
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
 
 
 @pytest.fixture

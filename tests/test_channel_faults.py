@@ -27,9 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from apprise.plugins.email import NotifyEmail
-from receivers import ID_PATTERN, Clock, Hook, free_port
+from receivers import ID_PATTERN, Clock, Hook, smtp_server
 
 from daemon.notify import AppriseNotifier
 from daemon.outbox import Outbox
@@ -133,12 +132,10 @@ def webhook() -> Iterator[Webhook]:
 def mailbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Mailbox, int]]:
     # Apprise waits 5.5 s between two sends to one e-mail service; loopback needs no courtesy.
     monkeypatch.setattr(NotifyEmail, "request_rate_per_sec", 0)
-    box, port = Mailbox(), free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield box, port
-    box.let_go()
-    controller.stop()
+    box = Mailbox()
+    with smtp_server(box) as port:
+        yield box, port
+        box.let_go()
 
 
 @pytest.fixture
