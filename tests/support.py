@@ -171,15 +171,17 @@ RawHandler = Callable[[socket.socket, threading.Event], None]
 
 class RawHTTPServer:
     """A loopback TCP server for peers that misbehave below HTTP: it reads the request head and
-    hands the connection to the handler registered for the request path (404 otherwise).
+    hands the connection to the handler registered for the request path (else to `default`,
+    else 404).
 
     Handlers that hang wait on `stop`, which `close()` sets, so nothing ever sleeps. Each request
     path is counted in `hits`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, default: RawHandler | None = None) -> None:
         self.stop = threading.Event()
         self.routes: dict[str, RawHandler] = {}
+        self.default = default
         self.hits: dict[str, int] = {}
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -189,7 +191,7 @@ class RawHTTPServer:
         self._acceptor = threading.Thread(target=self._accept, daemon=True)
         self._acceptor.start()
 
-    def url(self, path: str) -> str:
+    def url(self, path: str = "/feed") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def _accept(self) -> None:
@@ -218,7 +220,7 @@ class RawHTTPServer:
             path = parts[1].decode("latin-1") if len(parts) > 1 else "/"
             with self._lock:
                 self.hits[path] = self.hits.get(path, 0) + 1
-            handler = self.routes.get(path)
+            handler = self.routes.get(path, self.default)
             if handler is None:
                 conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
                 return

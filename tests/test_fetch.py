@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gzip
 import socket
 import ssl
@@ -23,65 +22,19 @@ from werkzeug import Request, Response
 from daemon.errors import FetchError
 from daemon.fetch import RETRY_AFTER_CAP_S, Fetcher, parse_retry_after
 from daemon.models import FetchResult, NotModified
+from support import RawHandler, RawHTTPServer
 
 UA = "Vedette-test/1.0 (+https://example.org/contact)"
 RSS = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
 LAST_MODIFIED = "Wed, 21 Oct 2015 07:28:00 GMT"
 
-Handler = Callable[[socket.socket, threading.Event], None]
-
-
-class RawServer:
-    """A loopback TCP server that hands each connection, after the request head, to `handler`."""
-
-    def __init__(self, handler: Handler) -> None:
-        self.stop = threading.Event()
-        self._handler = handler
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.05)
-        self.port: int = self._listener.getsockname()[1]
-        self._threads: list[threading.Thread] = []
-        self._acceptor = threading.Thread(target=self._accept, daemon=True)
-        self._acceptor.start()
-
-    def url(self, path: str = "/feed") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def _accept(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            self._threads.append(thread)
-            thread.start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        conn.settimeout(5)
-        with conn, contextlib.suppress(OSError):  # the client may hang up first, by design
-            head = b""
-            while b"\r\n\r\n" not in head:
-                data = conn.recv(4096)
-                if not data:
-                    return
-                head += data
-            self._handler(conn, self.stop)
-
-    def close(self) -> None:
-        self.stop.set()
-        self._acceptor.join(timeout=2)
-        self._listener.close()
-        for thread in self._threads:
-            thread.join(timeout=2)
-
 
 @pytest.fixture
-def raw_server() -> Iterator[Callable[[Handler], RawServer]]:
-    servers: list[RawServer] = []
+def raw_server() -> Iterator[Callable[[RawHandler], RawHTTPServer]]:
+    servers: list[RawHTTPServer] = []
 
-    def start(handler: Handler) -> RawServer:
-        servers.append(RawServer(handler))
+    def start(handler: RawHandler) -> RawHTTPServer:
+        servers.append(RawHTTPServer(default=handler))  # every path
         return servers[-1]
 
     yield start
@@ -227,7 +180,7 @@ async def test_streamed_body_over_cap_is_refused(httpserver: HTTPServer, fetcher
 
 
 async def test_gzip_bomb_is_refused_without_inflating_it(
-    raw_server: Callable[[Handler], RawServer], fetcher: Fetcher, gzip_bomb: bytes
+    raw_server: Callable[[RawHandler], RawHTTPServer], fetcher: Fetcher, gzip_bomb: bytes
 ) -> None:
     head = f"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {len(gzip_bomb)}\r\n\r\n"
     server = raw_server(lambda conn, stop: conn.sendall(head.encode() + gzip_bomb))
@@ -454,7 +407,7 @@ def trickle(conn: socket.socket, stop: threading.Event) -> None:
 
 @pytest.mark.parametrize("handler", [hang_before_headers, hang_after_headers, trickle])
 async def test_slow_server_times_out_at_the_overall_deadline(
-    raw_server: Callable[[Handler], RawServer], fetcher: Fetcher, handler: Handler
+    raw_server: Callable[[RawHandler], RawHTTPServer], fetcher: Fetcher, handler: RawHandler
 ) -> None:
     server = raw_server(handler)
     started = time.monotonic()
@@ -466,7 +419,7 @@ async def test_slow_server_times_out_at_the_overall_deadline(
 
 
 async def test_server_closing_mid_body_is_a_protocol_error(
-    raw_server: Callable[[Handler], RawServer], fetcher: Fetcher
+    raw_server: Callable[[RawHandler], RawHTTPServer], fetcher: Fetcher
 ) -> None:
     server = raw_server(
         lambda conn, stop: conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n<rss>")
@@ -563,7 +516,7 @@ async def test_proxy_environment_is_ignored(
 
 @pytest.mark.parametrize(("concurrency", "per_host", "limit"), [(16, 2, 2), (1, 4, 1)])
 async def test_concurrent_requests_stay_within_limits(
-    raw_server: Callable[[Handler], RawServer], concurrency: int, per_host: int, limit: int
+    raw_server: Callable[[RawHandler], RawHTTPServer], concurrency: int, per_host: int, limit: int
 ) -> None:
     lock = threading.Lock()
     active, most = [0], [0]
