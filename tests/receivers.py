@@ -207,3 +207,18 @@ def slack_shaped(hook: Hook) -> str:
         f"json://{hook.address}/services/T000/B000/s3cr3tslacktoken?format=markdown"
         "&:message=text&:title=&:type=&:version=&:attachments="
     )
+
+
+def story(n: int, watchlist: str = "bakhmut", **extra: Any) -> dict[str, Any]:
+    return {
+        "watchlist": watchlist,
+        "watchlist_title": "Bakhmut axis",
+        "title": f"Story {n} from Bakhmut",
+        "feed": "wire",
+        "url": f"https://news.example/{n}",
+        "published": "2024-01-15T09:00+00:00",
+        "first_seen": "2024-01-15T09:05+00:00",
+        "terms": ["Bakhmut"],
+        "snippet": f"Fighting near Bakhmut, report {n}",
+        "highlights": [[16, 23]],
+    } | extra

@@ -247,3 +247,22 @@ def respond(
         conn.sendall(head.encode("latin-1") + b"\r\n" + body)
 
     return handler
+
+
+# Raw handlers for fetches that never finish: each waits on `stop`, never on a clock.
+
+
+def hang_before_headers(conn: socket.socket, stop: threading.Event) -> None:
+    stop.wait()
+
+
+def hang_after_headers(conn: socket.socket, stop: threading.Event) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n<rss version='2.0'>")
+    stop.wait()
+
+
+def trickle(conn: socket.socket, stop: threading.Event) -> None:
+    """A byte every 50 ms: every read succeeds, so only the overall deadline stops it."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+    while not stop.wait(0.05):
+        conn.sendall(b" ")

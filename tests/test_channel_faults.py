@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 from apprise.plugins.email import NotifyEmail
-from receivers import ID_PATTERN, Clock, Hook, smtp_server
+from receivers import ID_PATTERN, Clock, Hook, smtp_server, story
 
 from daemon.notify import AppriseNotifier
 from daemon.outbox import Outbox
@@ -156,21 +156,6 @@ class Channel:
     heal: Callable[[], None]
     delivered: Callable[[], list[str]]
     error: str  # what last_error must mention
-
-
-def story(n: int) -> dict[str, Any]:
-    return {
-        "watchlist": "bakhmut",
-        "watchlist_title": "Bakhmut axis",
-        "title": f"Story {n} from Bakhmut",
-        "feed": "wire",
-        "url": f"https://news.example/{n}",
-        "published": "2024-01-15T09:00+00:00",
-        "first_seen": "2024-01-15T09:05+00:00",
-        "terms": ["Bakhmut"],
-        "snippet": f"Fighting near Bakhmut, report {n}",
-        "highlights": [[16, 23]],
-    }
 
 
 def enqueue(store: Store, n: int, tag: str) -> int:

@@ -35,7 +35,17 @@ from daemon.pipeline import MAX_BACKOFF_S, Pipeline, PollOutcome, backoff_s
 from daemon.service import Runtime, poll_once
 from daemon.store import Store
 from daemon.watchlists import WatchlistSet
-from support import Item, RawHandler, RawHTTPServer, respond, rss, write_config
+from support import (
+    Item,
+    RawHandler,
+    RawHTTPServer,
+    hang_after_headers,
+    hang_before_headers,
+    respond,
+    rss,
+    trickle,
+    write_config,
+)
 
 RECENT = datetime.now(UTC) - timedelta(hours=1)
 TIMEOUT_S = 1.0
@@ -62,22 +72,6 @@ def cyrillic_cp1251(declared: bool) -> bytes:
 
 
 # --- raw-socket faults --------------------------------------------------------------------------
-
-
-def hang_before_headers(conn: socket.socket, stop: threading.Event) -> None:
-    stop.wait()
-
-
-def hang_after_headers(conn: socket.socket, stop: threading.Event) -> None:
-    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n<rss version='2.0'>")
-    stop.wait()
-
-
-def trickle(conn: socket.socket, stop: threading.Event) -> None:
-    """A byte every 50 ms: every read succeeds, so only the overall deadline stops it."""
-    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
-    while not stop.wait(0.05):
-        conn.sendall(b" ")
 
 
 def close_mid_body(conn: socket.socket, stop: threading.Event) -> None:

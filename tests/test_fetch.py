@@ -22,7 +22,7 @@ from werkzeug import Request, Response
 from daemon.errors import FetchError
 from daemon.fetch import RETRY_AFTER_CAP_S, Fetcher, parse_retry_after
 from daemon.models import FetchResult, NotModified
-from support import RawHandler, RawHTTPServer
+from support import RawHandler, RawHTTPServer, hang_after_headers, hang_before_headers, trickle
 
 UA = "Vedette-test/1.0 (+https://example.org/contact)"
 RSS = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
@@ -387,22 +387,6 @@ async def test_redirect_to_another_scheme_is_refused(
 
 
 # --- network failures ---------------------------------------------------------------------------
-
-
-def hang_before_headers(conn: socket.socket, stop: threading.Event) -> None:
-    stop.wait()
-
-
-def hang_after_headers(conn: socket.socket, stop: threading.Event) -> None:
-    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n<rss>")
-    stop.wait()
-
-
-def trickle(conn: socket.socket, stop: threading.Event) -> None:
-    """One byte every 50 ms: each read succeeds, so only the overall deadline can stop it."""
-    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
-    while not stop.wait(0.05):
-        conn.sendall(b"x")
 
 
 @pytest.mark.parametrize("handler", [hang_before_headers, hang_after_headers, trickle])

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from receivers import Clock, Hook
+from receivers import Clock, Hook, story
 
 from daemon.alert import OPS_WATCHLIST, feed_notice
 from daemon.models import Feed, FeedState
@@ -42,21 +42,6 @@ def open_store(tmp_path: Path, clock: Clock) -> Store:
 
 def json_url(hook: Hook, path: str = "hook") -> str:
     return f"json://vedette:{SECRET}@{hook.address}/{path}"
-
-
-def story(n: int, watchlist: str = "bakhmut", **extra: Any) -> dict[str, Any]:
-    return {
-        "watchlist": watchlist,
-        "watchlist_title": "Bakhmut axis",
-        "title": f"Story {n} from Bakhmut",
-        "feed": "wire",
-        "url": f"https://news.example/{n}",
-        "published": "2024-01-15T09:00+00:00",
-        "first_seen": "2024-01-15T09:05+00:00",
-        "terms": ["Bakhmut"],
-        "snippet": f"Fighting near Bakhmut, report {n}",
-        "highlights": [[16, 23]],
-    } | extra
 
 
 def enqueue(
