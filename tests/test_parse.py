@@ -347,6 +347,21 @@ def test_html_to_text_never_raises_or_leaves_control_characters(html: str) -> No
     assert "\n\n" not in text
 
 
+UNICODE_SPACES = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+
+
+@given(st.text(alphabet=st.sampled_from(UNICODE_SPACES + "ab\u0431<>/p&;\r\n\x07"), max_size=60))
+def test_html_to_text_collapses_every_unicode_space(html: str) -> None:
+    """Lines come out with single ASCII spaces between words, whichever of Unicode's
+    whitespace characters (NBSP, thin space, ideographic space, ...) the feed used."""
+    text = html_to_text(html)
+    for line in text.split("\n") if text else ():
+        assert line
+        assert line == line.strip(" ")
+        assert "  " not in line
+        assert not any(ch.isspace() and ch != " " for ch in line)
+
+
 # --- bundled demo feeds -------------------------------------------------------------------------
 
 DEMO_COUNTS = {"demo-en-wire.xml": 12, "demo-uk.xml": 10, "demo-ru.xml": 10, "demo-atom.xml": 8}
