@@ -461,18 +461,21 @@ class Store:
     # --- matches and the alert outbox --------------------------------------------------------
 
     def add_match(self, article_id: int, match: Match) -> None:
-        self.db.table("matches").upsert(
-            {
-                "article_id": article_id,
-                "watchlist": match.watchlist,
-                "terms": json.dumps(list(match.terms), ensure_ascii=False),
-                "hits": json.dumps(
+        # Plain SQL, like the article insert: Table.upsert inspects the table on every call.
+        self.db.execute(
+            "INSERT INTO matches (article_id, watchlist, terms, hits, created)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (article_id, watchlist) DO UPDATE SET"
+            " terms = excluded.terms, hits = excluded.hits, created = excluded.created",
+            [
+                article_id,
+                match.watchlist,
+                json.dumps(list(match.terms), ensure_ascii=False),
+                json.dumps(
                     [{"field": h.field, "text": h.text, "term": h.term} for h in match.hits],
                     ensure_ascii=False,
                 ),
-                "created": to_iso(self.clock()),
-            },
-            pk=("article_id", "watchlist"),
+                to_iso(self.clock()),
+            ],
         )
 
     def enqueue_alert(

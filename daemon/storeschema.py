@@ -131,9 +131,26 @@ def _add_item_digests(db: Any) -> None:
     db["feeds"].add_column("item_digests", str)
 
 
+def _reindex_only_changed_text(db: Any) -> None:
+    """Issue #7: the full-text index is rewritten only when an article's indexed text changes.
+    sqlite-utils' update trigger fires on any column, so setting an article's story id deleted
+    and re-added its whole text in the index: a quarter of the cost of recording an alert."""
+    db.execute("DROP TRIGGER IF EXISTS [articles_au]")
+    db.execute(
+        """CREATE TRIGGER [articles_au] AFTER UPDATE OF [title], [summary], [content]
+        ON [articles] BEGIN
+          INSERT INTO [articles_fts] ([articles_fts], rowid, [title], [summary], [content])
+            VALUES('delete', old.rowid, old.[title], old.[summary], old.[content]);
+          INSERT INTO [articles_fts] (rowid, [title], [summary], [content])
+            VALUES (new.rowid, new.[title], new.[summary], new.[content]);
+        END"""
+    )
+
+
 MIGRATIONS: list[Migration] = [
     _create_tables,
     _add_release_planning,
     _add_stories,
     _add_item_digests,
+    _reindex_only_changed_text,
 ]

@@ -84,6 +84,20 @@ def test_full_text_search(store: Store) -> None:
     assert store.search("Bakhmut", feed="other") == []
 
 
+def test_search_index_follows_edits_but_not_other_updates(store: Store) -> None:
+    bakhmut = article("a", "Fighting in Bakhmut")
+    [(stored, _)] = store.upsert_articles("wire", [bakhmut], fetched=NOW)
+    index_writes = store.db.execute("SELECT count(*) FROM articles_fts_data").fetchone()[0]
+    store.set_story(stored.id, 7)  # not indexed text: the index is left alone
+    assert store.db.execute("SELECT count(*) FROM articles_fts_data").fetchone()[0] == index_writes
+    assert [h.article.article.entry_id for h in store.search("Bakhmut")] == ["a"]
+    store.upsert_articles("wire", [article("a", "Fighting in Soledar")], fetched=NOW)  # an edit
+    assert store.search("Bakhmut") == []
+    assert [h.article.article.entry_id for h in store.search("Soledar")] == ["a"]
+    # FTS5 checks its index against the articles table and raises on any difference.
+    store.db.execute("INSERT INTO articles_fts(articles_fts, rank) VALUES('integrity-check', 1)")
+
+
 def test_feed_state_success_failure_and_redirect(store: Store) -> None:
     state = store.record_failure("wire", error="HTTP 503", next_poll=NOW + timedelta(minutes=20))
     assert (state.status, state.error_count, state.first_failed) == ("failing", 1, NOW)
@@ -117,6 +131,10 @@ def test_outbox_is_unique_per_watchlist_and_story(store: Store) -> None:
     ((stored, _),) = store.upsert_articles("wire", [article("a")], fetched=NOW)
     hit = Hit("title", 0, 7, "Bakhmut", "Bakhmut", "places")
     store.add_match(stored.id, Match("bakhmut", ("Bakhmut",), (hit,)))
+    store.add_match(stored.id, Match("bakhmut", ("Bakhmut", "Soledar"), (hit,)))  # re-matched
+    assert store.db.execute("SELECT article_id, watchlist, terms FROM matches").fetchall() == [
+        (stored.id, "bakhmut", '["Bakhmut", "Soledar"]')
+    ]
     kwargs = {
         "article_id": stored.id,
         "story_key": "url:x",
