@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
     assert settings.alert_backlog_s == 86400
     assert settings.http_listen == "127.0.0.1:8080"
     assert "Vedette/" in settings.user_agent and "{version}" not in settings.user_agent
+    assert settings.parse_workers == min(2, os.cpu_count() or 1)
 
 
 def test_bundled_config_is_valid() -> None:
