@@ -8,6 +8,7 @@ the soak form polls every document.
 
 from __future__ import annotations
 
+import copy
 import io
 import re
 import time
@@ -15,10 +16,13 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import feedparser
 import pytest
+from feedparser.util import FeedParserDict
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from daemon import parse
 from daemon.config import load_settings
 from daemon.errors import ParseError
 from daemon.parse import parse_feed
@@ -98,6 +102,36 @@ def test_every_document_parses_or_fails_clearly() -> None:
     # Most documents are feeds; those without entries test feed-level elements, and most
     # ParseErrors are bodies without entries that XML rejects (HTML entities without a DTD).
     assert outcomes["ok"] > 1000
+
+
+def raw_result(path: Path) -> object:
+    """feedparser's whole result for a document, as parse.py calls it, in a comparable form."""
+    content = path.read_bytes()
+    headers = {"content-type": "application/xml"} | headers_of(content)
+    return plain(parse._feedparser(content, headers))
+
+
+def plain(value: object) -> object:
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple) and not hasattr(value, "tm_year"):
+        return [plain(item) for item in value]
+    if isinstance(value, BaseException):
+        return f"{type(value).__name__}: {value}"
+    return value
+
+
+def test_feedparser_tuning_changes_no_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    """parse.py takes two hot spots out of feedparser (a deepcopy, a KeyError per lookup): every
+    field of every result, entries and feed, must be what untuned feedparser returns."""
+    assert parse.FEEDPARSER_TUNED
+    paths = [*documents(), *FIXTURES]
+    tuned = [raw_result(path) for path in paths]
+    monkeypatch.setattr(feedparser.mixin, "copy", copy)
+    monkeypatch.setattr(FeedParserDict, "get", parse._FEEDPARSER_GET)
+    assert FeedParserDict().get("type") is None  # untuned now
+    for path, result in zip(paths, tuned, strict=True):
+        assert raw_result(path) == result, path
 
 
 async def poll_documents(httpserver: HTTPServer, tmp_path: Path, paths: list[Path]) -> Counter[str]:
