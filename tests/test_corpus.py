@@ -124,7 +124,8 @@ def plain(value: object) -> object:
 def test_feedparser_tuning_changes_no_result(monkeypatch: pytest.MonkeyPatch) -> None:
     """parse.py takes two hot spots out of feedparser (a deepcopy, a KeyError per lookup): every
     field of every result, entries and feed, must be what untuned feedparser returns."""
-    assert parse.FEEDPARSER_TUNED
+    if not parse.FEEDPARSER_TUNED:
+        pytest.skip("feedparser is not a 6.0 release, so parse.py leaves it as shipped")
     paths = [*documents(), *FIXTURES]
     tuned = [raw_result(path) for path in paths]
     monkeypatch.setattr(feedparser.mixin, "copy", copy)
