@@ -251,11 +251,30 @@ def html_to_text(html: str) -> str:
     """
     parts = _plain_markup_parts(html)
     if parts is None:
-        extractor = _TextExtractor()
+        parts = _htmlparser_parts(_escape_unclosable(html))
+    return _clean_lines("".join(parts))
+
+
+def _htmlparser_parts(html: str) -> list[str]:
+    extractor = _TextExtractor()
+    try:
         extractor.feed(html)
         extractor.close()
-        parts = extractor.parts
-    return _clean_lines("".join(parts))
+    except AssertionError:  # a "<![" HTMLParser cannot read ("<![if", "<![ x"): it gives up
+        extractor = _TextExtractor()
+        extractor.feed(html.replace("<![", "&lt;!["))
+        extractor.close()
+    return extractor.parts
+
+
+def _escape_unclosable(html: str) -> str:
+    """Write every "<" after the last ">" as "&lt;": no tag can start there, and HTMLParser
+    (before CPython's 2025 fix) rescanned to the end of the text from each one, so 60 KB of
+    "<a <a <a" took 44 s. It showed such a "<" as text anyway, which "&lt;" still does."""
+    last = html.rfind(">")
+    if html.find("<", last + 1) < 0:
+        return html
+    return html[: last + 1] + html[last + 1 :].replace("<", "&lt;")
 
 
 def _plain_markup_parts(html: str) -> list[str] | None:

@@ -350,6 +350,41 @@ def test_bad_character_references_cost_one_character_not_the_feed(
     assert [a.title for a in parsed.articles] == [title, "fine"]
 
 
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        ("<a " * 20_000, ("<a " * 20_000).strip()),  # 44 s in HTMLParser before the fix
+        ("</a " * 20_000, ("</a " * 20_000).strip()),
+        ("<p>ok</p>" + "<b x " * 20_000, "ok\n" + ("<b x " * 20_000).strip()),
+    ],
+)
+def test_unclosed_tags_cost_linear_time_not_the_worker(html: str, text: str) -> None:
+    """HTMLParser (before CPython's 2025 fix) rescanned to the end of the text from every "<"
+    that never closes: a 60 KB description of "<a <a <a" held a parser worker for 44 s, and
+    1 MB for hours. Such a "<" is now text from the start, as HTMLParser showed it anyway."""
+    body = rss([Item("hostile", description=html, guid="h"), Item("fine", guid="ok")])
+    started = time.monotonic()
+    parsed = parse_feed(
+        body.encode(), {"content-type": "application/rss+xml"}, url="http://x/",
+        fetched_at=datetime.now(UTC),
+    )  # fmt: skip
+    assert time.monotonic() - started < 2
+    assert [(a.title, a.summary) for a in parsed.articles] == [("hostile", text), ("fine", "")]
+
+
+@pytest.mark.parametrize("html", ["a <![ b", "<![<", "<![foo[x]]>y", "<![if !x]>z"])
+def test_a_marked_section_htmlparser_gives_up_on_costs_nothing(html: str) -> None:
+    """HTMLParser raises AssertionError on "<![" without a known keyword, which failed the
+    whole feed; the text is now kept as text."""
+    body = rss([Item("odd", description=html, guid="o"), Item("fine", guid="ok")])
+    parsed = parse_feed(
+        body.encode(), {"content-type": "application/rss+xml"}, url="http://x/",
+        fetched_at=datetime.now(UTC),
+    )  # fmt: skip
+    assert [a.title for a in parsed.articles] == ["odd", "fine"]
+    assert "<![" in parsed.articles[0].summary or parsed.articles[0].summary == "z"
+
+
 # --- feed names that look like paths ------------------------------------------------------------
 
 
