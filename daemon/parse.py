@@ -269,7 +269,7 @@ def _htmlparser_parts(html: str) -> list[str]:
 
 def _escape_unclosable(html: str) -> str:
     """Write every "<" after the last ">" as "&lt;": no tag can start there, and HTMLParser
-    (before CPython's 2025 fix) rescanned to the end of the text from each one, so 60 KB of
+    (Python 3.11.7's, at least) rescanned to the end of the text from each one, so 60 KB of
     "<a <a <a" took 44 s. It showed such a "<" as text anyway, which "&lt;" still does."""
     last = html.rfind(">")
     if html.find("<", last + 1) < 0:
