@@ -52,6 +52,8 @@ _BLOCK_TAGS = frozenset({
     "ol", "p", "pre", "section", "table", "tr", "ul",
 })  # fmt: skip
 _SPACE_TAGS = frozenset({"td", "th", "img"})
+# What a tag leaves between the words around it, opening or closing.
+_TAG_SEPARATORS = dict.fromkeys(_BLOCK_TAGS, "\n") | dict.fromkeys(_SPACE_TAGS, " ")
 _SKIPPED_TAGS = frozenset({"script", "style", "noscript", "template", "svg"})
 # Elements HTMLParser (in some Python release) reads as raw text, plus those we skip: left to it.
 _RAW_TEXT_TAGS = _SKIPPED_TAGS | {
@@ -283,19 +285,19 @@ def _plain_markup_parts(html: str) -> list[str] | None:
     a stray "<", an element whose content is not markup), which the full HTMLParser handles.
     The stdlib parser costs ~5 µs a tag in Python: half of turning the bench's HTML into text."""
     if "<" not in html:
-        return [unescape(html)] if "&" in html else [html]
+        return [unescape(html)]
     pieces = _PLAIN_TAG.split(html)  # text, "/" or "", tag name, text, ...
     parts = []
     for i in range(0, len(pieces) - 1, 3):
         text, name = pieces[i], pieces[i + 2].lower()
         if "<" in text or name in _RAW_TEXT_TAGS:
             return None
-        parts.append(unescape(text) if "&" in text else text)
-        if name in _BLOCK_TAGS or name in _SPACE_TAGS:
-            parts.append("\n" if name in _BLOCK_TAGS else " ")
+        parts.append(unescape(text))  # returns `text` itself when it holds no "&"
+        if name in _TAG_SEPARATORS:
+            parts.append(_TAG_SEPARATORS[name])
     if "<" in pieces[-1]:
         return None
-    parts.append(unescape(pieces[-1]) if "&" in pieces[-1] else pieces[-1])
+    parts.append(unescape(pieces[-1]))
     return parts
 
 
@@ -314,8 +316,8 @@ class _TextExtractor(HTMLParser):
     def _boundary(self, tag: str, depth: int) -> None:
         if tag in _SKIPPED_TAGS:
             self._skipping = max(0, self._skipping + depth)
-        elif tag in _BLOCK_TAGS or tag in _SPACE_TAGS:
-            self.parts.append("\n" if tag in _BLOCK_TAGS else " ")
+        elif tag in _TAG_SEPARATORS:
+            self.parts.append(_TAG_SEPARATORS[tag])
 
     def handle_data(self, data: str) -> None:
         if not self._skipping:
