@@ -37,6 +37,8 @@ class FeedState:
     first_failed: datetime | None = None
     next_poll: datetime | None = None
     last_polled: datetime | None = None
+    # `ParsedFeed.item_digests` of the last body whose articles are stored (see `feeditems`).
+    item_digests: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -116,7 +116,7 @@ class Pipeline:
                 result.headers,
                 url=result.url,
                 fetched_at=now,
-                known_items=self.store.known_items(feed.name),
+                known_items=state.item_digests,
             )
         except FeedError as exc:
             return self._failed(feed, state, exc, now)

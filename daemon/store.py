@@ -218,7 +218,7 @@ class Store:
         item_digests: Sequence[str] | None = None,
     ) -> None:
         """A poll that worked (200 or 304): validators kept, error state cleared.
-        `item_digests` (200 only) replace the feed's `known_items`; call it in the transaction
+        `item_digests` (200 only) replace `FeedState.item_digests`; call it in the transaction
         that stored the articles, so a digest is never kept for an article that is not."""
         values: dict[str, Any] = {
             "url": url,
@@ -236,13 +236,6 @@ class Store:
         if item_digests is not None:
             values["item_digests"] = " ".join(item_digests) or None
         self._update_feed(name, values)
-
-    def known_items(self, name: str) -> frozenset[str]:
-        """The item digests of the feed's last parsed body (see `record_success`)."""
-        with self._errors():
-            query = "SELECT item_digests FROM feeds WHERE name = ?"
-            row = self.db.execute(query, [name]).fetchone()
-        return frozenset((row[0] or "").split()) if row else frozenset()
 
     def record_failure(self, name: str, *, error: str, next_poll: datetime) -> FeedState:
         """A poll that failed: count it, keep the first failure time, schedule the retry."""
@@ -690,6 +683,7 @@ def _row_to_state(row: Mapping[str, Any]) -> FeedState:
         first_failed=from_iso(row["first_failed"]),
         next_poll=from_iso(row["next_poll"]),
         last_polled=from_iso(row["last_polled"]),
+        item_digests=frozenset((row["item_digests"] or "").split()),
     )
 
 

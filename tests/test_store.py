@@ -119,6 +119,17 @@ def test_feed_state_success_failure_and_redirect(store: Store) -> None:
     assert store.feed_state("wire").url == "https://new.example/rss"
 
 
+def test_item_digests_are_kept_until_a_body_brings_new_ones(store: Store) -> None:
+    assert store.feed_state("wire").item_digests == frozenset()
+    success = {"url": "https://wire.example/rss", "etag": None, "last_modified": None}
+    store.record_success("wire", **success, next_poll=NOW, item_digests=("d1", "d2"))
+    assert store.feed_state("wire").item_digests == {"d1", "d2"}
+    store.record_success("wire", **success, next_poll=NOW)  # a 304 keeps them
+    assert store.feed_state("wire").item_digests == {"d1", "d2"}
+    store.record_success("wire", **success, next_poll=NOW, item_digests=())  # not split
+    assert store.feed_state("wire").item_digests == frozenset()
+
+
 def test_sync_deactivates_removed_config_feeds_but_keeps_cli_feeds(store: Store) -> None:
     store.add_feed(Feed("manual", "https://manual.example/rss"))
     with pytest.raises(StoreError, match="already exists"):
