@@ -11,7 +11,7 @@ import difflib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -166,7 +166,8 @@ class Settings:
     opml: Path | None
     ops_tag: str | None = "ops"  # Apprise tag for "feed failing"/"recovered"; None: log only
     hedges: tuple[str, ...] = ()  # extra phrases that mark a report as unconfirmed
-    parse_workers: int = 2  # parser processes; 0 parses in a thread of the daemon
+    # parser processes; 0 parses in a thread of the daemon
+    parse_workers: int = field(default_factory=default_parse_workers)
 
     def make_feed(self, name: str, url: str, tags: tuple[str, ...] = ()) -> Feed:
         """A feed with this config's defaults (for OPML and `feeds add`)."""
