@@ -32,7 +32,7 @@ from daemon.cli import main
 from daemon.config import load_settings
 from daemon.errors import ConfigError
 from daemon.match import _drop_contained, compile_watchlists
-from daemon.models import Hit
+from daemon.models import Hit, ParsedFeed
 from daemon.parse import parse_feed
 from daemon.service import Runtime, poll_once
 from daemon.watchlists import WatchlistSet, parse_watchlist
@@ -319,6 +319,15 @@ def test_invisible_characters_do_not_glue_separate_words() -> None:
     assert not matcher.match({"title": "Bakh\u200bmutovka"})  # still one longer word
 
 
+def parse_rss(body: str) -> ParsedFeed:
+    return parse_feed(
+        body.encode(),
+        {"content-type": "application/rss+xml"},
+        url="http://x/",
+        fetched_at=datetime.now(UTC),
+    )
+
+
 @pytest.mark.parametrize(
     ("reference", "title"),
     [
@@ -341,12 +350,7 @@ def test_bad_character_references_cost_one_character_not_the_feed(
         f"A {reference} B</title><guid>bad</guid></item><item><title>fine</title><guid>ok</guid>"
         "</item></channel></rss>"
     )
-    parsed = parse_feed(
-        body.encode(),
-        {"content-type": "application/rss+xml"},
-        url="http://x/",
-        fetched_at=datetime.now(UTC),
-    )
+    parsed = parse_rss(body)
     assert [a.title for a in parsed.articles] == [title, "fine"]
 
 
@@ -364,10 +368,7 @@ def test_unclosed_tags_cost_linear_time_not_the_worker(html: str, text: str) -> 
     1 MB for hours. Such a "<" is now text from the start, as HTMLParser showed it anyway."""
     body = rss([Item("hostile", description=html, guid="h"), Item("fine", guid="ok")])
     started = time.monotonic()
-    parsed = parse_feed(
-        body.encode(), {"content-type": "application/rss+xml"}, url="http://x/",
-        fetched_at=datetime.now(UTC),
-    )  # fmt: skip
+    parsed = parse_rss(body)
     assert time.monotonic() - started < 2
     assert [(a.title, a.summary) for a in parsed.articles] == [("hostile", text), ("fine", "")]
 
@@ -377,10 +378,7 @@ def test_a_marked_section_htmlparser_gives_up_on_costs_nothing(html: str) -> Non
     """HTMLParser raises AssertionError on "<![" without a known keyword, which failed the
     whole feed; the text is now kept as text."""
     body = rss([Item("odd", description=html, guid="o"), Item("fine", guid="ok")])
-    parsed = parse_feed(
-        body.encode(), {"content-type": "application/rss+xml"}, url="http://x/",
-        fetched_at=datetime.now(UTC),
-    )  # fmt: skip
+    parsed = parse_rss(body)
     assert [a.title for a in parsed.articles] == ["odd", "fine"]
     assert "<![" in parsed.articles[0].summary or parsed.articles[0].summary == "z"
 
