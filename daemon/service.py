@@ -89,7 +89,7 @@ class Runtime:
         """Open the database and load watchlists. `check_integrity` reads every page first (the
         daemon does, once): a damaged file is refused before anything is written to it."""
         notifier = build_notifier(settings, environ, console or sys.stdout)
-        store = Store.open(settings.database)
+        store = Store.open(settings.database, background_checkpoints=True)
         if check_integrity:
             try:
                 store.check_integrity()

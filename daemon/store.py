@@ -23,6 +23,7 @@ from sqlite_utils import Database
 from daemon.errors import StoreError
 from daemon.models import Alert, Article, Clock, Feed, FeedState, Match, StoredArticle, utc_now
 from daemon.storeschema import MIGRATIONS
+from daemon.walcheckpoint import BACKSTOP_PAGES, WalCheckpointer
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -58,10 +59,16 @@ class Store:
         self.db = db
         self.clock = clock
         self.path = path
+        self._checkpointer: WalCheckpointer | None = None
 
     @classmethod
-    def open(cls, path: Path, clock: Clock = utc_now) -> Store:
-        """Open (creating if needed) and migrate the database. Raises StoreError."""
+    def open(
+        cls, path: Path, clock: Clock = utc_now, *, background_checkpoints: bool = False
+    ) -> Store:
+        """Open (creating if needed) and migrate the database. Raises StoreError.
+
+        `background_checkpoints` moves SQLite's copying of the write-ahead log into the file off
+        the committing thread (walcheckpoint.py): for the process that writes articles."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(
@@ -73,6 +80,9 @@ class Store:
             db.execute("PRAGMA foreign_keys=ON")
             store = cls(db, clock, path=path)
             store.migrate()
+            if background_checkpoints:
+                db.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
+                store._checkpointer = WalCheckpointer(path)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: cannot open database ({exc}); {_fix_for(exc)}") from exc
         except OSError as exc:
@@ -80,6 +90,8 @@ class Store:
         return store
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self.db.close()
 
     def check_integrity(self) -> None:
@@ -120,6 +132,8 @@ class Store:
             try:
                 yield self.db
                 self.db.execute("COMMIT")
+                if self._checkpointer is not None:
+                    self._checkpointer.nudge()
             except BaseException:
                 self.db.conn.rollback()  # a no-op when SQLite already rolled back
                 raise

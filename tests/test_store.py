@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from daemon.errors import StoreError
 from daemon.models import Article, Feed, Hit, Match
 from daemon.store import Store
 from daemon.storeschema import MIGRATIONS
+from daemon.walcheckpoint import BACKSTOP_PAGES
+from support import wait_until
 
 NOW = datetime(2023, 1, 10, 12, 0, tzinfo=UTC)
 
@@ -183,3 +186,44 @@ def test_concurrent_reader_while_writing(store: Store, tmp_path: Path) -> None:
         assert reader.execute("SELECT count(*) FROM articles").fetchone()[0] == 0
     assert reader.execute("SELECT count(*) FROM articles").fetchone()[0] == 1
     reader.close()
+
+
+def _open_with_background_checkpoints(path: Path) -> Store:
+    opened = Store.open(path, clock=lambda: NOW, background_checkpoints=True)
+    opened.sync_feeds([Feed("wire", "https://wire.example/rss")])
+    return opened
+
+
+def test_background_checkpoints_copy_the_log_into_the_file(tmp_path: Path) -> None:
+    """The writer's own checkpoint waits for BACKSTOP_PAGES; well below it, the log reaches the
+    database file anyway, copied by the checkpoint thread."""
+    path = tmp_path / "v.db"
+    store = _open_with_background_checkpoints(path)
+    assert store.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == BACKSTOP_PAGES
+    size_before = path.stat().st_size
+    body = "Bakhmut " * 2000  # 16 KB an article: ~2 MB of log, a quarter of the backstop
+    articles = [article(f"a{i}", body=body) for i in range(120)]
+    with store.transaction():
+        store.upsert_articles("wire", articles, fetched=NOW)
+    wait_until(lambda: path.stat().st_size > size_before + 1_000_000, what="a checkpoint")
+    assert store._checkpointer is not None and store._checkpointer.checkpoints >= 1
+    store.close()
+    assert not any(t.name == "wal-checkpoint" for t in threading.enumerate())
+    assert not Path(f"{path}-wal").exists()  # the last connection to close checkpointed all
+    assert Store.open(path).count_articles() == 120
+
+
+def test_a_failing_checkpoint_thread_leaves_the_work_to_the_writer(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "v.db"
+    store = _open_with_background_checkpoints(path)
+    assert store._checkpointer is not None
+    store._checkpointer._connection.close()  # its next checkpoint raises sqlite3.Error
+    with store.transaction():
+        store.upsert_articles("wire", [article("a")], fetched=NOW)
+    wait_until(lambda: "wal_checkpoint_failed" in caplog.text, what="the warning")
+    with store.transaction():  # the writer goes on, checkpointing itself at the backstop
+        store.upsert_articles("wire", [article("b")], fetched=NOW)
+    store.close()
+    assert Store.open(path).count_articles() == 2
