@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from daemon.errors import ParseError
+from daemon.parseworker import NICENESS
 from daemon.workers import ParserPool
 from support import Item, rss
 
@@ -32,6 +33,17 @@ async def test_parses_in_a_worker_and_errors_cross_back() -> None:
     finally:
         pool.close()
     assert pool.running == 0
+
+
+async def test_workers_run_at_a_lower_priority_than_the_daemon() -> None:
+    pool = ParserPool(workers=1)
+    try:
+        await pool.parse(FEED, {}, url="http://x/", fetched_at=NOW)
+        (worker,) = pool._running
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, worker.process.pid) == min(19, ours + NICENESS)
+    finally:
+        pool.close()
 
 
 async def test_a_dead_worker_fails_one_feed_and_is_replaced() -> None:
