@@ -199,6 +199,7 @@ class _Worker:
                 await writer.drain()
             except BaseException:
                 self.broken = True
+                future.cancel()  # nobody will await it: failing it later would log an error
                 raise
         return await future
 

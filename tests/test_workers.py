@@ -4,12 +4,14 @@ failing feed, not a dead daemon, and the next feed gets a fresh worker; idle wor
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 from datetime import UTC, datetime
 
 import pytest
 
+from daemon import workers
 from daemon.errors import ParseError
 from daemon.parseworker import NICENESS
 from daemon.workers import ParserPool
@@ -58,6 +60,24 @@ async def test_a_dead_worker_fails_one_feed_and_is_replaced() -> None:
         assert len(parsed.articles) == 1
     finally:
         pool.close()
+
+
+async def test_a_worker_that_dies_before_reading_fails_the_feed_quietly(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The body cannot be sent: the caller gets a ParseError, and no future is left failed
+    for nobody, which asyncio would log as "Future exception was never retrieved"."""
+    monkeypatch.setattr(workers.sys, "executable", "/bin/false")  # exits before reading
+    pool = ParserPool(workers=1)
+    body = b"<rss>" + b"x" * 8_000_000  # more than the socket buffers hold
+    try:
+        for _ in range(3):
+            with pytest.raises(ParseError, match="parser process died"):
+                await pool.parse(body, {}, url="http://x/", fetched_at=NOW)
+    finally:
+        pool.close()
+    gc.collect()  # a failed future nobody retrieved logs when it is collected
+    assert "never retrieved" not in caplog.text
 
 
 async def test_idle_workers_exit_and_come_back_when_needed() -> None:
